@@ -68,6 +68,12 @@ function checkPacketId(id: number | undefined): number {
   return id;
 }
 
+function checkByte(value: number, what: string): number {
+  if (!Number.isInteger(value) || value < 0 || value > 0xff)
+    throw new RangeError(`${what} ${value} does not fit a byte`);
+  return value;
+}
+
 function checkString(byteLength: number, what: string): number {
   if (byteLength > 0xffff) throw new RangeError(`${what} is ${byteLength} bytes; at most 65535 fit`);
   return byteLength;
@@ -105,7 +111,7 @@ function encodeAck(
 ): Buffer {
   const type = PacketType[packet.type];
   const first = (type << 4) | (packet.type === 'pubrel' ? 2 : 0);
-  const reasonCode = packet.reasonCode ?? 0;
+  const reasonCode = checkByte(packet.reasonCode ?? 0, 'reason code');
   const packetId = checkPacketId(packet.packetId);
   const props = packet.properties;
   if (version < 5 || (reasonCode === 0 && !hasProperties(props))) {
@@ -190,7 +196,7 @@ function encodeConnack(packet: ConnackPacket, version: ProtocolVersion): Buffer 
   }
   let [buf, pos] = allocate(0x20, remaining);
   buf[pos++] = version > 3 && packet.sessionPresent ? 1 : 0;
-  buf[pos++] = packet.reasonCode;
+  buf[pos++] = checkByte(packet.reasonCode, 'reason code');
   if (version === 5) writeProperties(buf, pos, packet.properties, propsLength);
   return buf;
 }
@@ -247,7 +253,7 @@ function encodeCodeList(
   let [buf, pos] = allocate(first, remaining);
   pos = buf.writeUInt16BE(checkPacketId(packetId), pos);
   if (version === 5) pos = writeProperties(buf, pos, props, propsLength);
-  for (const code of codes) buf[pos++] = code;
+  for (const code of codes) buf[pos++] = checkByte(code, 'reason code');
   return buf;
 }
 
@@ -278,6 +284,7 @@ function encodeReasonOnly(
   version: ProtocolVersion,
 ): Buffer {
   const first = PacketType[type] << 4;
+  checkByte(reasonCode, 'reason code');
   if (version < 5 || (reasonCode === 0 && !hasProperties(props))) return Buffer.from([first, 0]);
   if (!hasProperties(props)) return Buffer.from([first, 1, reasonCode]);
   const [inner, section] = propertySectionLength(props, type);

@@ -13,6 +13,8 @@ export const cursor = { pos: 0 };
 const CHAR_HASH = 0x23;
 const CHAR_PLUS = 0x2b;
 const CHAR_SLASH = 0x2f;
+/** Up to this many bytes, strings are built and written byte by byte. */
+const SHORT_STRING = 12;
 
 export function readUint16(buf: Buffer, pos: number, end: number): number {
   if (pos + 2 > end) throw malformed('TRUNCATED', 'two-byte integer runs past the packet');
@@ -68,6 +70,17 @@ export function readUtf8(buf: Buffer, pos: number, end: number): string {
 }
 
 export function decodeUtf8(buf: Buffer, start: number, stop: number): string {
+  // Short ASCII strings are cheaper to build in the checking loop than through Buffer#toString.
+  if (stop - start <= SHORT_STRING) {
+    let out = '';
+    for (let i = start; i < stop; i++) {
+      const c = buf[i]!;
+      if (c === 0) throw nullCharacter();
+      if (c > 0x7f) return decodeNonAscii(buf, i, start, stop);
+      out += String.fromCharCode(c);
+    }
+    return out;
+  }
   for (let i = start; i < stop; i++) {
     const c = buf[i]!;
     if (c === 0) throw nullCharacter();
@@ -97,6 +110,8 @@ export function readTopicName(buf: Buffer, pos: number, end: number): string {
   const stop = start + len;
   if (stop > end) throw malformed('TRUNCATED', 'topic name runs past the packet');
   cursor.pos = stop;
+  // One pass checks for wildcards, U+0000 and non-ASCII bytes together.
+  let ascii = true;
   for (let i = start; i < stop; i++) {
     const c = buf[i]!;
     if (c === CHAR_PLUS || c === CHAR_HASH) {
@@ -106,8 +121,10 @@ export function readTopicName(buf: Buffer, pos: number, end: number): string {
         'topic name contains a wildcard (MQTT-3.3.2-2)',
       );
     }
+    if (c === 0) throw nullCharacter();
+    if (c > 0x7f) ascii = false;
   }
-  return decodeUtf8(buf, start, stop);
+  return ascii ? buf.toString('latin1', start, stop) : decodeNonAscii(buf, start, start, stop);
 }
 
 /**
@@ -167,16 +184,14 @@ export function writeVariableInt(buf: Buffer, pos: number, value: number): numbe
   return pos;
 }
 
-/** Byte length of a string as UTF-8, with an ASCII fast path for short strings. */
+/** Byte length of a string as UTF-8; short strings are measured in JS, longer ones natively. */
 export function utf8Length(str: string): number {
   const len = str.length;
-  if (len < 64) {
-    for (let i = 0; i < len; i++) {
-      if (str.charCodeAt(i) > 0x7f) return Buffer.byteLength(str, 'utf8');
-    }
-    return len;
+  if (len > 8) return Buffer.byteLength(str, 'utf8');
+  for (let i = 0; i < len; i++) {
+    if (str.charCodeAt(i) > 0x7f) return Buffer.byteLength(str, 'utf8');
   }
-  return Buffer.byteLength(str, 'utf8');
+  return len;
 }
 
 /** Writes a length-prefixed string whose UTF-8 length the caller computed. */
@@ -184,7 +199,16 @@ export function writeUtf8(buf: Buffer, pos: number, str: string, byteLength: num
   buf[pos] = byteLength >> 8;
   buf[pos + 1] = byteLength & 0xff;
   pos += 2;
-  buf.write(str, pos, byteLength, byteLength === str.length ? 'latin1' : 'utf8');
+  if (byteLength === str.length) {
+    // Equal lengths mean pure ASCII: short ones are quickest copied by hand.
+    if (byteLength <= 16) {
+      for (let i = 0; i < byteLength; i++) buf[pos + i] = str.charCodeAt(i);
+    } else {
+      buf.write(str, pos, byteLength, 'latin1');
+    }
+  } else {
+    buf.write(str, pos, byteLength, 'utf8');
+  }
   return pos + byteLength;
 }
 

@@ -12,7 +12,7 @@ import {
   writeUtf8,
   writeVariableInt,
 } from './primitives.js';
-import type { Properties, UserProperty } from './types.js';
+import { MAX_VARIABLE_BYTE_INTEGER, type Properties, type UserProperty } from './types.js';
 
 /** Where a property list appears: a packet type, or the Will Properties inside CONNECT. */
 export type PropertyContext =
@@ -247,19 +247,33 @@ function valueLength(d: PropertyDef, value: Properties[keyof Properties]): numbe
       return 5;
     case 'varint': {
       let n = 0;
-      for (const v of value as number[]) n += 1 + variableIntLength(v);
+      for (const v of value as number[]) n += 1 + variableIntLength(checkVariableInt(v, d.key));
       return n;
     }
     case 'utf8':
-      return 3 + utf8Length(value as string);
+      return 3 + checkFieldLength(utf8Length(value as string), d.key);
     case 'binary':
-      return 3 + (value as Buffer).length;
+      return 3 + checkFieldLength((value as Buffer).length, d.key);
     case 'pair': {
       let n = 0;
-      for (const [name, v] of value as UserProperty[]) n += 5 + utf8Length(name) + utf8Length(v);
+      for (const [name, v] of value as UserProperty[]) {
+        n += 5 + checkFieldLength(utf8Length(name), d.key) + checkFieldLength(utf8Length(v), d.key);
+      }
       return n;
     }
   }
+}
+
+function checkVariableInt(value: number, key: string): number {
+  if (!Number.isInteger(value) || value < 0 || value > MAX_VARIABLE_BYTE_INTEGER) {
+    throw new RangeError(`property ${key} value ${value} does not fit a variable byte integer`);
+  }
+  return value;
+}
+
+function checkFieldLength(length: number, key: string): number {
+  if (length > 0xffff) throw new RangeError(`property ${key} is ${length} bytes; at most 65535 fit`);
+  return length;
 }
 
 /** Writes the length prefix and then each property, in the order the object holds them. */

@@ -95,12 +95,19 @@ export class PublishTemplate {
     if (variant.messageExpiryInterval !== undefined) length += 5;
     if (variant.topicAlias !== undefined) length += 3;
     const ids = variant.subscriptionIdentifiers;
-    if (ids !== undefined) for (let i = 0; i < ids.length; i++) length += 1 + variableIntLength(ids[i]!);
+    if (ids !== undefined) {
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i]!;
+        if (!(id >= 1 && id <= MAX_VARIABLE_BYTE_INTEGER))
+          throw new RangeError(`subscription identifier ${id} is out of range`);
+        length += 1 + variableIntLength(id);
+      }
+    }
     return length;
   }
 
   private remainingLength(version: ProtocolVersion, variant: PublishVariant): number {
-    let remaining = (variant.omitTopic ? 2 : this.topicBytes.length) + this.payload.length;
+    let remaining = (omitsTopic(version, variant) ? 2 : this.topicBytes.length) + this.payload.length;
     if (variant.qos > 0) remaining += 2;
     if (version === 5) {
       const props = this.propsLength(variant);
@@ -118,7 +125,7 @@ export class PublishTemplate {
     const buf = Buffer.allocUnsafe(withPayload ? headLength + this.payload.length : headLength);
     buf[0] = 0x30 | (variant.dup ? 8 : 0) | (qos << 1) | (variant.retain ? 1 : 0);
     let pos = writeVariableInt(buf, 1, remaining);
-    if (variant.omitTopic) {
+    if (omitsTopic(version, variant)) {
       buf[pos++] = 0;
       buf[pos++] = 0;
     } else {
@@ -158,6 +165,11 @@ export class PublishTemplate {
     }
     return pos;
   }
+}
+
+/** Topic aliases exist only in 5.0: earlier versions always carry the topic. */
+function omitsTopic(version: ProtocolVersion, variant: PublishVariant): boolean {
+  return version === 5 && variant.omitTopic === true;
 }
 
 function isPlain(variant: PublishVariant): boolean {
