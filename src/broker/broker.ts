@@ -1,0 +1,787 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type {
+  AuthenticationResult,
+  BrokerEvents,
+  BrokerHooks,
+  ClientInfo,
+  ClientLink,
+  ConnectRefusal,
+  DropReason,
+} from './hooks.js';
+import {
+  type Delivery,
+  isExpired,
+  type Message,
+  type MessageProperties,
+  type QoS,
+  type SubscriptionOptions,
+} from './message.js';
+import {
+  parseSharedFilter,
+  pickMember,
+  type ShareGroup,
+  type Subscriber,
+  type Subscription,
+} from './routing.js';
+import { NEVER_EXPIRES, type QueuedDelivery, Session, type SessionWill } from './session.js';
+import type { SessionRecord, Store } from './store.js';
+import { RetainedTree, SubscriptionTree } from './topic-tree.js';
+
+/** Settings of the protocol-neutral core. */
+export interface BrokerOptions {
+  /** Where persistent state goes. Required: the core knows no storage engine. */
+  store: Store;
+  hooks?: BrokerHooks;
+  /** Most messages queued per session (sent or not yet acknowledged excluded). Default 1000. */
+  maxQueuedMessages?: number;
+  /** At the queue bound: drop the arriving message (default, as Mosquitto) or the oldest queued one. */
+  queueOverflow?: 'drop-new' | 'drop-oldest';
+  /** Queue QoS 0 messages for disconnected persistent sessions. Default false. */
+  queueQoS0?: boolean;
+  /** Upper bound on any session's expiry interval, in seconds. Default: unlimited. */
+  maxSessionExpiryInterval?: number;
+  /** Highest QoS the broker accepts and grants (MQTT 3.2.2.3.4). Default 2. */
+  maximumQoS?: QoS;
+  /** Whether retained messages are supported (MQTT 3.2.2.3.5). Default true. */
+  retainAvailable?: boolean;
+  /** Most retained messages kept; a new topic beyond it is not retained. Default 1 000 000. */
+  maxRetainedMessages?: number;
+  /** Reports failures that have no client to answer (a store write behind a will, say). */
+  onError?: (error: unknown) => void;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+type ResolvedOptions = Required<Omit<BrokerOptions, 'hooks'>> & { hooks: BrokerHooks };
+
+/** What a protocol asks for when a client connects. */
+export interface ConnectRequest {
+  clientId: string;
+  /** Clean Session (3.x) or Clean Start (5.0): discard any existing session. */
+  clean: boolean;
+  /** Requested Session Expiry Interval in seconds (3.x: 0 if clean, else NEVER_EXPIRES). */
+  expiryInterval: number;
+  will?: SessionWill;
+  username?: string;
+  password?: Buffer;
+  client: ClientInfo;
+}
+
+export type ConnectOutcome =
+  | { ok: true; session: Session; sessionPresent: boolean; expiryInterval: number }
+  | { ok: false; refusal: ConnectRefusal };
+
+/** How a connection ended, as the protocol saw it. */
+export interface DisconnectInfo {
+  /** For events and logs: 'client-disconnect', 'socket-closed', 'keep-alive-timeout', ... */
+  reason: string;
+  /** Publish the will: false only after a normal DISCONNECT (MQTT-3.1.2-10). */
+  sendWill: boolean;
+  /** A new Session Expiry Interval from a 5.0 DISCONNECT. */
+  expiryInterval?: number;
+}
+
+export interface SubscribeRequest {
+  filter: string;
+  options: SubscriptionOptions;
+}
+
+/** Why a subscription was refused; each protocol maps it to its own code. */
+export type SubscribeRefusal = 'not-authorized' | 'unspecified';
+
+export type SubscribeResult =
+  | { ok: true; qos: QoS; isNew: boolean; request: SubscribeRequest }
+  | { ok: false; refusal: SubscribeRefusal; request: SubscribeRequest };
+
+export interface PublishResult {
+  /** Sessions the message was routed to (0 lets MQTT 5 answer "No matching subscribers"). */
+  matched: number;
+  /** Resolves once every write the publish caused is durable; undefined when there were none. */
+  persisted: Promise<void> | undefined;
+}
+
+/** Fields a caller gives to make a message; the broker adds id and creation time. */
+export interface MessageInit {
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+  properties?: MessageProperties;
+  /** Message Expiry Interval in seconds. */
+  expiryInterval?: number;
+  origin?: string;
+}
+
+/** setTimeout's ceiling; longer waits are re-armed. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * The protocol-neutral broker core: sessions, routing, retained messages, wills and
+ * expiry. Protocols drive it through `connect`, `publish`, `subscribe` and the delivery
+ * acknowledgements; it reaches connections only through their `ClientLink`, and state only
+ * through the injected `Store`.
+ */
+export class Broker extends EventEmitter<BrokerEvents> {
+  readonly options: ResolvedOptions;
+  readonly sessions = new Map<string, Session>();
+  private readonly store: Store;
+  private readonly hooks: BrokerHooks;
+  private readonly now: () => number;
+  private readonly subscriptions = new SubscriptionTree<Subscriber>();
+  private readonly retained = new RetainedTree<Message>();
+  private readonly groups = new Map<string, ShareGroup>();
+  /** Sessions that were written to the store, so ending them deletes the record. */
+  private readonly stored = new Set<Session>();
+  private readonly idPrefix = randomBytes(6).toString('base64url');
+  private messageCount = 0;
+  private state: 'new' | 'running' | 'closing' | 'closed' = 'new';
+
+  // Routing scratch, reused by every publish so routing allocates little.
+  private epoch = 0;
+  private routing: Message | undefined;
+  private readonly targets: Session[] = [];
+  private readonly groupHits: ShareGroup[] = [];
+  private writes: Promise<void>[] = [];
+  /** Every store write not yet settled, so `close` can wait for them. */
+  private readonly unsettled = new Set<Promise<void>>();
+  private readonly collect = (subscriber: Subscriber): void => this.collectSubscriber(subscriber);
+
+  constructor(options: BrokerOptions) {
+    super();
+    this.options = {
+      maxQueuedMessages: 1000,
+      queueOverflow: 'drop-new',
+      queueQoS0: false,
+      maxSessionExpiryInterval: NEVER_EXPIRES,
+      maximumQoS: 2,
+      retainAvailable: true,
+      maxRetainedMessages: 1_000_000,
+      onError: (error) => console.error('cicada:', error),
+      now: Date.now,
+      ...options,
+      hooks: options.hooks ?? {},
+    };
+    this.store = options.store;
+    this.hooks = this.options.hooks;
+    this.now = this.options.now;
+  }
+
+  /** Opens the store and restores sessions, queues, retained messages and pending wills. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error('broker already started');
+    const now = this.now();
+    const state = await this.store.open(now);
+    for (const message of state.retained) this.retained.set(message.topic, message);
+    for (const stored of state.sessions) {
+      const { record } = stored;
+      const session = new Session(record.clientId, record.expiryInterval);
+      session.disconnectedAt = record.disconnectedAt ?? now;
+      this.sessions.set(session.clientId, session);
+      this.stored.add(session);
+      for (const [filter, options] of record.subscriptions) this.addSubscription(session, filter, options);
+      session.restore(stored.deliveries, stored.inboundQoS2);
+      if (record.will) this.scheduleWill(session, record.will.message, record.will.publishAt - now);
+      this.scheduleExpiry(session);
+      // A session that was connected when the broker stopped starts expiring now.
+      if (record.disconnectedAt === undefined) this.saveRecord(session);
+    }
+    this.state = 'running';
+  }
+
+  /**
+   * Stops: closes every connection as the server shutting down (their wills are published,
+   * MQTT 3.1.2.5), persists what remains and closes the store.
+   */
+  async close(): Promise<void> {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    this.state = 'closing';
+    for (const session of [...this.sessions.values()]) session.link?.close('server-shutting-down');
+    for (const session of this.sessions.values()) {
+      clearTimeout(session.expiryTimer);
+      clearTimeout(session.willTimer);
+    }
+    await Promise.allSettled([...this.unsettled]);
+    await this.store.close();
+    this.state = 'closed';
+  }
+
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  get retainedCount(): number {
+    return this.retained.size;
+  }
+
+  /** Makes a message with a fresh id; expiry is counted from now. */
+  createMessage(init: MessageInit): Message {
+    const now = this.now();
+    const message: {
+      -readonly [K in keyof Message]: Message[K];
+    } = {
+      id: `${this.idPrefix}${(this.messageCount++).toString(36)}`,
+      topic: init.topic,
+      payload: init.payload,
+      qos: init.qos,
+      retain: init.retain,
+      createdAt: now,
+    };
+    if (init.properties !== undefined) message.properties = init.properties;
+    if (init.expiryInterval !== undefined) message.expiresAt = now + init.expiryInterval * 1000;
+    if (init.origin !== undefined) message.origin = init.origin;
+    return message;
+  }
+
+  // ---- connections ------------------------------------------------------------------
+
+  /**
+   * Authenticates a client and attaches its connection to a new or resumed session,
+   * taking the session over from any connection that holds it (MQTT-3.1.4-3).
+   */
+  async connect(request: ConnectRequest, link: ClientLink): Promise<ConnectOutcome> {
+    if (this.state !== 'running') return { ok: false, refusal: 'server-unavailable' };
+    const refusal = await this.authenticate(request);
+    if (refusal !== undefined) return { ok: false, refusal };
+    if (this.state !== 'running') return { ok: false, refusal: 'server-unavailable' };
+
+    const expiryInterval = Math.min(request.expiryInterval, this.options.maxSessionExpiryInterval);
+    let session = this.sessions.get(request.clientId);
+    if (session?.link !== undefined) {
+      // Session takeover: the old connection goes, as if it dropped (its will follows the usual rules).
+      const previous = session.link;
+      previous.close('session-taken-over');
+      if (session.link === previous)
+        this.disconnect(session, previous, { reason: 'session-taken-over', sendWill: true });
+      session = this.sessions.get(request.clientId);
+    }
+    if (session !== undefined && request.clean) {
+      this.endSession(session, false);
+      session = undefined;
+    }
+    const sessionPresent = session !== undefined;
+    if (session === undefined) {
+      session = new Session(request.clientId, expiryInterval);
+      this.sessions.set(session.clientId, session);
+    }
+    // MQTT-3.1.3-9: a new connection cancels a delayed will; the session no longer expires.
+    clearTimeout(session.willTimer);
+    clearTimeout(session.expiryTimer);
+    session.willTimer = undefined;
+    session.expiryTimer = undefined;
+    session.pendingWill = undefined;
+    session.expiryInterval = expiryInterval;
+    session.will = request.will;
+    session.link = link;
+    session.client = request.client;
+    session.disconnectedAt = undefined;
+    if (session.persistent) this.saveRecord(session);
+    else if (this.stored.has(session)) this.forget(session);
+    this.emit('clientConnected', request.client, sessionPresent);
+    return { ok: true, session, sessionPresent, expiryInterval };
+  }
+
+  private async authenticate(request: ConnectRequest): Promise<ConnectRefusal | undefined> {
+    const hook = this.hooks.authenticate;
+    if (hook === undefined) return undefined;
+    let result: AuthenticationResult;
+    try {
+      result = await hook(request);
+    } catch (error) {
+      this.options.onError(error);
+      return 'server-unavailable';
+    }
+    if (result === true) return undefined;
+    if (result === false) return 'bad-credentials';
+    return result.refuse;
+  }
+
+  /**
+   * Detaches a connection from its session when the connection ends. Publishes or
+   * schedules the will unless the client disconnected normally, and ends the session
+   * now if its expiry interval is 0.
+   */
+  disconnect(session: Session, link: ClientLink, info: DisconnectInfo): void {
+    if (session.link !== link) return;
+    const client = session.client;
+    session.link = undefined;
+    session.client = undefined;
+    session.disconnectedAt = this.now();
+    if (info.expiryInterval !== undefined) {
+      session.expiryInterval = Math.min(info.expiryInterval, this.options.maxSessionExpiryInterval);
+    }
+    const will = session.will;
+    session.will = undefined;
+    if (info.sendWill && will !== undefined) {
+      // MQTT 3.1.3.2.2: wait for the Will Delay Interval or the end of the session, whichever is first.
+      if (will.delay === 0 || session.expiryInterval === 0) this.publishWill(will.message, client);
+      else this.scheduleWill(session, will.message, will.delay * 1000);
+    }
+    if (client !== undefined) this.emit('clientDisconnected', client, info.reason);
+    if (session.expiryInterval === 0) {
+      this.endSession(session, false);
+    } else {
+      this.scheduleExpiry(session);
+      this.saveRecord(session);
+    }
+  }
+
+  private scheduleWill(session: Session, message: Message, delayMs: number): void {
+    session.pendingWill = message;
+    session.pendingWillAt = this.now() + Math.max(0, delayMs);
+    session.willTimer = this.timer(Math.max(0, delayMs), () => {
+      session.willTimer = undefined;
+      const pending = session.pendingWill;
+      session.pendingWill = undefined;
+      if (pending !== undefined) {
+        this.publishWill(pending, undefined);
+        if (this.stored.has(session)) this.saveRecord(session);
+      }
+    });
+  }
+
+  private scheduleExpiry(session: Session): void {
+    clearTimeout(session.expiryTimer);
+    session.expiryTimer = undefined;
+    if (session.expiryInterval === NEVER_EXPIRES) return;
+    const deadline = (session.disconnectedAt ?? this.now()) + session.expiryInterval * 1000;
+    const arm = (): void => {
+      const wait = deadline - this.now();
+      if (wait <= 0) {
+        session.expiryTimer = undefined;
+        this.endSession(session, true);
+        return;
+      }
+      session.expiryTimer = this.timer(Math.min(wait, MAX_TIMER_MS), arm);
+    };
+    arm();
+  }
+
+  private timer(ms: number, fn: () => void): NodeJS.Timeout {
+    const handle = setTimeout(fn, ms);
+    handle.unref();
+    return handle;
+  }
+
+  /** A will is published like any message, subject to the same authorization (MQTT-3.1.2-8). */
+  private publishWill(message: Message, client: ClientInfo | undefined): void {
+    const publish = (allowed: boolean): void => {
+      if (!allowed) {
+        this.emit('dropped', message, message.origin ?? '', 'not-authorized');
+        return;
+      }
+      // The will's Message Expiry counts from when it is published (MQTT 3.1.3.2.4).
+      const fresh =
+        message.expiresAt === undefined
+          ? message
+          : { ...message, expiresAt: this.now() + (message.expiresAt - message.createdAt) };
+      const result = this.publish(fresh, client);
+      result.persisted?.catch(this.options.onError);
+    };
+    if (client === undefined || this.hooks.authorizePublish === undefined) {
+      publish(true);
+      return;
+    }
+    Promise.resolve(this.hooks.authorizePublish(client, message)).then(publish, (error) => {
+      this.options.onError(error);
+      publish(false);
+    });
+  }
+
+  /**
+   * Ends a session: publishes any will still waiting, drops its subscriptions, hands its
+   * unacknowledged shared-subscription messages to other members (MQTT 4.8.2) and deletes it.
+   */
+  private endSession(session: Session, expired: boolean): void {
+    clearTimeout(session.expiryTimer);
+    clearTimeout(session.willTimer);
+    session.expiryTimer = undefined;
+    session.willTimer = undefined;
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+    const pendingWill = session.pendingWill;
+    session.pendingWill = undefined;
+    for (const subscription of [...session.subscriptions.values()])
+      this.removeSubscription(session, subscription);
+    const leftovers = session.drain();
+    if (this.stored.has(session)) this.forget(session);
+    if (pendingWill !== undefined) this.publishWill(pendingWill, undefined);
+    for (const delivery of leftovers) {
+      if (delivery.shareKey !== undefined && delivery.qos > 0) {
+        const group = this.groups.get(delivery.shareKey);
+        const member = group && pickMember(group, session);
+        if (member !== undefined && group !== undefined) {
+          this.deliver(member.session, this.groupDelivery(delivery.message, member), group.key);
+          continue;
+        }
+      }
+      if (delivery.qos > 0) this.emit('dropped', delivery.message, session.clientId, 'session-ended');
+    }
+    if (expired) this.emit('sessionExpired', session.clientId);
+  }
+
+  // ---- publishing ---------------------------------------------------------------------
+
+  /** Runs the authorizePublish hook; synchronous when there is none. */
+  authorizePublish(client: ClientInfo, message: Message): boolean | Promise<boolean> {
+    const hook = this.hooks.authorizePublish;
+    return hook === undefined ? true : hook(client, message);
+  }
+
+  /**
+   * Routes a message to every matching subscription and stores it as retained if flagged.
+   * Routing is synchronous, so messages keep their order; only persistence is awaited.
+   */
+  publish(message: Message, client?: ClientInfo): PublishResult {
+    const hook = this.hooks.onPublish;
+    if (hook !== undefined) {
+      const replaced = hook(message, client);
+      if (replaced === null) {
+        this.emit('dropped', message, client?.clientId ?? '', 'dropped-by-hook');
+        return { matched: 0, persisted: undefined };
+      }
+      if (replaced !== undefined) message = replaced;
+    }
+    const writes: Promise<void>[] = [];
+    this.writes = writes;
+    if (message.retain && this.options.retainAvailable) this.retain(message);
+    const matched = this.route(message);
+    this.writes = [];
+    this.emit('published', message, client);
+    const persisted =
+      writes.length === 0 ? undefined : writes.length === 1 ? writes[0] : Promise.all(writes).then(noop);
+    return { matched, persisted };
+  }
+
+  /** MQTT-3.3.1-5..7: store or replace the retained message; an empty payload clears it. */
+  private retain(message: Message): void {
+    if (message.payload.length === 0) {
+      if (this.retained.delete(message.topic)) this.persist(this.store.deleteRetained(message.topic));
+      return;
+    }
+    if (this.retained.size >= this.options.maxRetainedMessages && !this.retained.has(message.topic)) {
+      this.emit('dropped', message, '', 'queue-full');
+      return;
+    }
+    this.retained.set(message.topic, message);
+    this.persist(this.store.setRetained(message));
+  }
+
+  private route(message: Message): number {
+    const epoch = ++this.epoch;
+    this.routing = message;
+    const targets = this.targets;
+    const groupHits = this.groupHits;
+    this.subscriptions.match(message.topic, this.collect);
+    this.routing = undefined;
+    let matched = 0;
+    for (let i = 0; i < targets.length; i++) {
+      const session = targets[i]!;
+      targets[i] = undefined as unknown as Session;
+      if (session.routeEpoch !== epoch) continue;
+      const qos = message.qos < session.routeQoS ? message.qos : session.routeQoS;
+      this.deliver(session, {
+        message,
+        qos,
+        // MQTT-3.3.1-12/13: RETAIN is kept only for Retain As Published subscriptions.
+        retain: session.routeRetain && message.retain,
+        subscriptionIds: session.routeIds,
+      });
+      matched++;
+    }
+    targets.length = 0;
+    for (let i = 0; i < groupHits.length; i++) {
+      const group = groupHits[i]!;
+      const member = pickMember(group);
+      if (member === undefined) continue;
+      if (member.options.noLocal && message.origin === member.session.clientId) continue;
+      this.deliver(member.session, this.groupDelivery(message, member), group.key);
+      matched++;
+    }
+    groupHits.length = 0;
+    return matched;
+  }
+
+  private collectSubscriber(subscriber: Subscriber): void {
+    const epoch = this.epoch;
+    if (subscriber.kind === 'group') {
+      if (subscriber.routeEpoch !== epoch) {
+        subscriber.routeEpoch = epoch;
+        this.groupHits.push(subscriber);
+      }
+      return;
+    }
+    const { session, options } = subscriber;
+    // MQTT-3.8.3-3: No Local.
+    if (options.noLocal && this.routing!.origin === session.clientId) return;
+    if (session.routeEpoch !== epoch) {
+      session.routeEpoch = epoch;
+      session.routeQoS = options.qos;
+      session.routeRetain = options.retainAsPublished;
+      session.routeIds = options.subscriptionId === undefined ? undefined : [options.subscriptionId];
+      this.targets.push(session);
+      return;
+    }
+    // Overlapping subscriptions: one copy at the highest QoS, with every identifier (MQTT-3.3.4-2..5).
+    if (options.qos > session.routeQoS) session.routeQoS = options.qos;
+    if (options.retainAsPublished) session.routeRetain = true;
+    if (options.subscriptionId !== undefined) {
+      if (session.routeIds === undefined) session.routeIds = [options.subscriptionId];
+      else session.routeIds.push(options.subscriptionId);
+    }
+  }
+
+  private groupDelivery(message: Message, member: Subscription): Delivery {
+    const { options } = member;
+    return {
+      message,
+      qos: message.qos < options.qos ? message.qos : options.qos,
+      retain: options.retainAsPublished && message.retain,
+      subscriptionIds: options.subscriptionId === undefined ? undefined : [options.subscriptionId],
+    };
+  }
+
+  /** Queues one delivery for a session, applying the queue bound and persisting what must survive. */
+  private deliver(session: Session, delivery: Delivery, shareKey?: string): void {
+    if (session.link === undefined && delivery.qos === 0 && !this.options.queueQoS0) {
+      this.emit('dropped', delivery.message, session.clientId, 'offline-qos0');
+      return;
+    }
+    if (session.queuedCount >= this.options.maxQueuedMessages) {
+      if (this.options.queueOverflow === 'drop-new') {
+        this.emit('dropped', delivery.message, session.clientId, 'queue-full');
+        return;
+      }
+      const oldest = session.dropOldest();
+      if (oldest !== undefined) this.discard(session, oldest, 'queue-full');
+    }
+    const queued = session.enqueue(delivery, shareKey);
+    if (delivery.qos > 0 && session.persistent) {
+      this.stored.add(session);
+      this.persist(this.store.enqueue(session.clientId, [queued]));
+    }
+    session.link?.wake();
+  }
+
+  private persist(write: Promise<void>): void {
+    this.track(write);
+    this.writes.push(write);
+  }
+
+  private track(write: Promise<void>): void {
+    this.unsettled.add(write);
+    const settle = (): void => {
+      this.unsettled.delete(write);
+    };
+    write.then(settle, settle);
+  }
+
+  // ---- delivery state, reported by the connection -------------------------------------
+
+  /** The connection sent a QoS 1/2 delivery with its packet id (MQTT-4.4.0-1 needs it on resume). */
+  sent(session: Session, delivery: QueuedDelivery): void {
+    if (this.stored.has(session) && delivery.packetId !== undefined) {
+      this.background(this.store.markSent(session.clientId, delivery.seq, delivery.packetId));
+    }
+  }
+
+  /**
+   * PUBACK (QoS 1) or PUBCOMP (QoS 2) completed a delivery. Returns false when no delivery
+   * was in flight under that id.
+   */
+  complete(session: Session, packetId: number): boolean {
+    const delivery = session.inflight.get(packetId);
+    if (delivery === undefined) return false;
+    session.inflight.delete(packetId);
+    if (this.stored.has(session)) this.background(this.store.removeDelivery(session.clientId, delivery.seq));
+    return true;
+  }
+
+  /** PUBREC arrived: only PUBREL/PUBCOMP remain (MQTT-4.3.3-4). Returns false for an unknown id. */
+  released(session: Session, packetId: number): boolean {
+    const delivery = session.inflight.get(packetId);
+    if (delivery === undefined || delivery.qos !== 2) return false;
+    if (!delivery.released) {
+      delivery.released = true;
+      if (this.stored.has(session)) this.background(this.store.markReleased(session.clientId, delivery.seq));
+    }
+    return true;
+  }
+
+  /** Drops a delivery the connection cannot send (expired, or too large for the client). */
+  discard(session: Session, delivery: QueuedDelivery, reason: DropReason): void {
+    if (delivery.packetId !== undefined) session.inflight.delete(delivery.packetId);
+    if (this.stored.has(session) && delivery.qos > 0) {
+      this.background(this.store.removeDelivery(session.clientId, delivery.seq));
+    }
+    this.emit('dropped', delivery.message, session.clientId, reason);
+  }
+
+  /** Records an inbound QoS 2 packet id awaiting PUBREL; the returned promise resolves when durable. */
+  receivedQoS2(session: Session, packetId: number): Promise<void> | undefined {
+    session.inboundQoS2.add(packetId);
+    if (!session.persistent) return undefined;
+    this.stored.add(session);
+    return this.store.addInboundQoS2(session.clientId, packetId);
+  }
+
+  /** PUBREL arrived for an inbound QoS 2 packet id. Returns false when the id was unknown. */
+  releasedQoS2(session: Session, packetId: number): boolean {
+    if (!session.inboundQoS2.delete(packetId)) return false;
+    if (this.stored.has(session)) this.background(this.store.removeInboundQoS2(session.clientId, packetId));
+    return true;
+  }
+
+  private background(write: Promise<void>): void {
+    this.track(write);
+    write.catch(this.options.onError);
+  }
+
+  // ---- subscriptions --------------------------------------------------------------------
+
+  /** Adds or replaces subscriptions (MQTT-3.8.4-3), each authorized by the hook. */
+  async subscribe(session: Session, requests: readonly SubscribeRequest[]): Promise<SubscribeResult[]> {
+    const results: SubscribeResult[] = [];
+    const client = session.client;
+    for (const request of requests) {
+      const hook = this.hooks.authorizeSubscribe;
+      if (hook !== undefined && client !== undefined) {
+        let allowed: boolean;
+        try {
+          allowed = await hook(client, request.filter, request.options);
+        } catch (error) {
+          this.options.onError(error);
+          results.push({ ok: false, refusal: 'unspecified', request });
+          continue;
+        }
+        if (!allowed) {
+          results.push({ ok: false, refusal: 'not-authorized', request });
+          continue;
+        }
+      }
+      const qos = Math.min(request.options.qos, this.options.maximumQoS) as QoS;
+      const options = { ...request.options, qos };
+      const isNew = this.addSubscription(session, request.filter, options);
+      results.push({ ok: true, qos, isNew, request: { filter: request.filter, options } });
+      if (client !== undefined) this.emit('subscribed', client, request.filter, options);
+    }
+    if (session.persistent) this.saveRecord(session);
+    return results;
+  }
+
+  /**
+   * Sends the retained messages a subscribe asks for, after its acknowledgement: per Retain
+   * Handling (MQTT-3.3.1-9..11), never for shared subscriptions, with RETAIN set (MQTT-3.3.1-8).
+   */
+  deliverRetained(session: Session, results: readonly SubscribeResult[]): void {
+    const now = this.now();
+    for (const result of results) {
+      if (!result.ok) continue;
+      const { filter, options } = result.request;
+      if (options.retainHandling === 2 || (options.retainHandling === 1 && !result.isNew)) continue;
+      if (parseSharedFilter(filter) !== undefined) continue;
+      const expired: string[] = [];
+      this.retained.match(filter, (message) => {
+        if (isExpired(message, now)) {
+          expired.push(message.topic);
+          return;
+        }
+        this.deliver(session, {
+          message,
+          qos: message.qos < options.qos ? message.qos : options.qos,
+          retain: true,
+          subscriptionIds: options.subscriptionId === undefined ? undefined : [options.subscriptionId],
+        });
+      });
+      for (const topic of expired) {
+        this.retained.delete(topic);
+        this.background(this.store.deleteRetained(topic));
+      }
+    }
+  }
+
+  /** Removes subscriptions; true for each filter that existed (else MQTT 5 "No subscription existed"). */
+  unsubscribe(session: Session, filters: readonly string[]): boolean[] {
+    const results = filters.map((filter) => {
+      const subscription = session.subscriptions.get(filter);
+      if (subscription === undefined) return false;
+      this.removeSubscription(session, subscription);
+      if (session.client !== undefined) this.emit('unsubscribed', session.client, filter);
+      return true;
+    });
+    if (session.persistent) this.saveRecord(session);
+    return results;
+  }
+
+  private addSubscription(session: Session, filter: string, options: SubscriptionOptions): boolean {
+    const existing = session.subscriptions.get(filter);
+    if (existing !== undefined) {
+      existing.options = options;
+      return false;
+    }
+    const subscription: Subscription = { kind: 'direct', filter, session, options };
+    session.subscriptions.set(filter, subscription);
+    const shared = parseSharedFilter(filter);
+    if (shared === undefined) {
+      this.subscriptions.add(filter, subscription);
+      return true;
+    }
+    const key = `${shared.name}/${shared.filter}`;
+    let group = this.groups.get(key);
+    if (group === undefined) {
+      group = {
+        kind: 'group',
+        key,
+        name: shared.name,
+        filter: shared.filter,
+        members: [],
+        cursor: 0,
+        routeEpoch: 0,
+      };
+      this.groups.set(key, group);
+      this.subscriptions.add(shared.filter, group);
+    }
+    group.members.push(subscription);
+    return true;
+  }
+
+  private removeSubscription(session: Session, subscription: Subscription): void {
+    session.subscriptions.delete(subscription.filter);
+    const shared = parseSharedFilter(subscription.filter);
+    if (shared === undefined) {
+      this.subscriptions.remove(subscription.filter, subscription);
+      return;
+    }
+    const key = `${shared.name}/${shared.filter}`;
+    const group = this.groups.get(key);
+    if (group === undefined) return;
+    const index = group.members.indexOf(subscription);
+    if (index >= 0) group.members.splice(index, 1);
+    if (group.members.length === 0) {
+      this.groups.delete(key);
+      this.subscriptions.remove(shared.filter, group);
+    }
+  }
+
+  // ---- persistence of session records ----------------------------------------------------
+
+  private saveRecord(session: Session): void {
+    const record: SessionRecord = {
+      clientId: session.clientId,
+      expiryInterval: session.expiryInterval,
+      subscriptions: [...session.subscriptions.values()].map((s) => [s.filter, s.options]),
+    };
+    if (session.disconnectedAt !== undefined) record.disconnectedAt = session.disconnectedAt;
+    if (session.pendingWill !== undefined && session.pendingWillAt !== undefined) {
+      record.will = { message: session.pendingWill, publishAt: session.pendingWillAt };
+    }
+    this.stored.add(session);
+    this.background(this.store.saveSession(record));
+  }
+
+  private forget(session: Session): void {
+    this.stored.delete(session);
+    this.background(this.store.deleteSession(session.clientId));
+  }
+}
+
+function noop(): void {}

@@ -1,0 +1,98 @@
+import type { Message, SubscriptionOptions } from './message.js';
+
+/** Who a connected client is, as hooks and events see it. */
+export interface ClientInfo {
+  readonly clientId: string;
+  readonly username?: string;
+  /** 'mqtt' now; other protocols later. */
+  readonly protocol: string;
+  /** MQTT protocol level: 3, 4 or 5. */
+  readonly protocolVersion: number;
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  /** The listener URL the client came in through. */
+  readonly listener?: string;
+  readonly keepAlive: number;
+  readonly connectedAt: number;
+}
+
+/** Why the broker closes a connection on its own initiative. */
+export type ServerDisconnectReason =
+  | 'session-taken-over'
+  | 'server-shutting-down'
+  | 'administrative-action'
+  | 'keep-alive-timeout'
+  | 'protocol-error';
+
+/**
+ * The broker's handle on a live connection, implemented by each protocol's connection
+ * (the core knows no socket and no protocol).
+ */
+export interface ClientLink {
+  /** Deliveries are waiting in the session: send what flow control allows. */
+  wake(): void;
+  /** Close the connection for `reason`, telling the client where the protocol can. */
+  close(reason: ServerDisconnectReason): void;
+}
+
+/** Why a connection attempt was refused; each protocol maps it to its own code. */
+export type ConnectRefusal =
+  | 'bad-credentials'
+  | 'not-authorized'
+  | 'banned'
+  | 'server-busy'
+  | 'server-unavailable'
+  | 'client-id-invalid';
+
+export interface AuthenticationRequest {
+  readonly clientId: string;
+  readonly username?: string;
+  readonly password?: Buffer;
+  readonly client: ClientInfo;
+}
+
+/** `true` accepts, `false` refuses as bad credentials, or a refusal names the reason. */
+export type AuthenticationResult = boolean | { refuse: ConnectRefusal };
+
+/**
+ * The closed set of hooks an embedding application (and later auth, ACL and rules) plugs
+ * into. Each may answer synchronously or with a promise.
+ */
+export interface BrokerHooks {
+  /** Decides whether a client may connect. Default: everyone may. */
+  authenticate?(request: AuthenticationRequest): AuthenticationResult | Promise<AuthenticationResult>;
+  /** Decides whether a client may publish a message (retained and will messages included). */
+  authorizePublish?(client: ClientInfo, message: Message): boolean | Promise<boolean>;
+  /** Decides whether a client may subscribe to a filter (the full filter, `$share/...` included). */
+  authorizeSubscribe?(
+    client: ClientInfo,
+    filter: string,
+    options: SubscriptionOptions,
+  ): boolean | Promise<boolean>;
+  /**
+   * Observes or transforms every publish before it is routed: return a replacement
+   * message, `null` to drop it, or nothing to keep it as it is. Synchronous: it is on the hot path.
+   */
+  onPublish?(message: Message, client: ClientInfo | undefined): Message | null | undefined;
+}
+
+/** Why a message was not delivered to a session. */
+export type DropReason =
+  | 'queue-full'
+  | 'expired'
+  | 'packet-too-large'
+  | 'offline-qos0'
+  | 'session-ended'
+  | 'dropped-by-hook'
+  | 'not-authorized';
+
+/** Typed broker events. */
+export interface BrokerEvents {
+  clientConnected: [client: ClientInfo, sessionPresent: boolean];
+  clientDisconnected: [client: ClientInfo, reason: string];
+  subscribed: [client: ClientInfo, filter: string, options: SubscriptionOptions];
+  unsubscribed: [client: ClientInfo, filter: string];
+  published: [message: Message, client: ClientInfo | undefined];
+  dropped: [message: Message, clientId: string, reason: DropReason];
+  sessionExpired: [clientId: string];
+}

@@ -1,0 +1,299 @@
+import type { Duplex } from 'node:stream';
+import type { Broker } from '../../broker/broker.js';
+import type { ClientInfo, ClientLink, ServerDisconnectReason } from '../../broker/hooks.js';
+import type { Session } from '../../broker/session.js';
+import {
+  encode,
+  MAX_PACKET_SIZE,
+  MqttCodecError,
+  MqttDecoder,
+  type Packet,
+  type Properties,
+  type ProtocolVersion,
+  ReasonCode,
+  reasonCodeName,
+} from '../../codec/mqtt/index.js';
+import type { ConnectionInfo } from '../../transport/transport.js';
+import { drainDeliveries, handleDeliveryAck } from './delivery.js';
+import { ProtocolViolation, serverDisconnectCode } from './errors.js';
+import { handleConnect } from './handle-connect.js';
+import { handlePublish, handlePubrel } from './handle-publish.js';
+import { handleSubscribe, handleUnsubscribe } from './handle-subscribe.js';
+import type { MqttOptions } from './options.js';
+import { OutboundAliases } from './topic-aliases.js';
+
+/** Where a connection is in its life (MQTT 3.1: CONNECT first, once). */
+type ConnectionState = 'awaiting-connect' | 'connecting' | 'connected' | 'closed';
+
+/**
+ * One MQTT network connection: decodes packets from the stream, runs them through their
+ * handlers one at a time and in order, and encodes what the broker owes the client. It is
+ * the session's ClientLink while connected. Errors end here: a codec error or protocol
+ * violation is answered with its reason code and closes this connection only.
+ */
+export class MqttConnection implements ClientLink {
+  state: ConnectionState = 'awaiting-connect';
+  version: ProtocolVersion = 4;
+  session: Session | undefined;
+  client: ClientInfo | undefined;
+
+  // Negotiated in CONNECT (MQTT 3.1.2.11).
+  keepAlive = 0;
+  /** The client's Receive Maximum: its limit on our QoS 1/2 in flight. */
+  clientReceiveMaximum = 65_535;
+  /** The client's Maximum Packet Size: larger messages are not sent to it (MQTT-3.1.2-25). */
+  clientMaxPacketSize = MAX_PACKET_SIZE;
+  /** Whether reason strings and user properties may go on acks (MQTT-3.1.2-29). */
+  problemInformation = true;
+  /** Session Expiry Interval given in CONNECT: 0 forbids a non-zero one at DISCONNECT (MQTT-3.14.2-2). */
+  connectExpiryInterval = 0;
+  readonly inboundAliases = new Map<number, string>();
+  outboundAliases = new OutboundAliases(0);
+  /** Inbound QoS 1/2 publishes not yet acknowledged: bounded by our Receive Maximum (MQTT-3.3.4-9). */
+  inboundUnacked = 0;
+  /** Acks waiting on earlier ones: PUBACKs go out in PUBLISH order (MQTT-4.6.0-2). */
+  ackChain: Promise<void> | undefined;
+  pendingAcks = 0;
+
+  private readonly decoder: MqttDecoder;
+  private readonly inbox: Packet[] = [];
+  private busy = false;
+  private lastActivity = Date.now();
+  private keepAliveTimer: NodeJS.Timeout | undefined;
+  private drainScheduled = false;
+  private readonly drainNow = (): void => {
+    this.drainScheduled = false;
+    if (this.state === 'connected') drainDeliveries(this);
+  };
+
+  constructor(
+    readonly stream: Duplex,
+    readonly info: ConnectionInfo,
+    readonly broker: Broker,
+    readonly options: MqttOptions,
+  ) {
+    this.decoder = new MqttDecoder((packet) => this.receive(packet), {
+      maxPacketSize: options.maxPacketSize,
+    });
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('drain', () => this.wake());
+    stream.on('end', () => this.teardown('client-closed', true));
+    stream.on('close', () => this.teardown('socket-closed', true));
+    stream.on('error', () => this.teardown('socket-error', true));
+    this.keepAliveTimer = setTimeout(() => this.teardown('connect-timeout', false), options.connectTimeout);
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  // ---- inbound ------------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.lastActivity = Date.now();
+    try {
+      this.decoder.feed(chunk);
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  /** Packets are handled strictly in order; while one waits (authentication, say) the rest queue. */
+  private receive(packet: Packet): void {
+    if (this.busy || this.inbox.length > 0) {
+      this.inbox.push(packet);
+      this.stream.pause();
+      return;
+    }
+    this.run(packet);
+  }
+
+  private run(packet: Packet): void {
+    let pending: void | Promise<void>;
+    try {
+      pending = this.dispatch(packet);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    if (pending === undefined) return;
+    this.busy = true;
+    pending.then(
+      () => this.resume(),
+      (error: unknown) => this.fail(error),
+    );
+  }
+
+  private resume(): void {
+    this.busy = false;
+    while (!this.busy && this.inbox.length > 0 && this.state !== 'closed') this.run(this.inbox.shift()!);
+    if (!this.busy && this.state !== 'closed') this.stream.resume();
+  }
+
+  private dispatch(packet: Packet): void | Promise<void> {
+    if (this.state === 'closed') return;
+    if (this.state !== 'connected') {
+      if (packet.type === 'connect' && this.state === 'awaiting-connect') return handleConnect(this, packet);
+      // MQTT-3.1.0-1: nothing before CONNECT; nothing else while it is processed.
+      throw new ProtocolViolation(ReasonCode.ProtocolError, `${packet.type.toUpperCase()} before CONNACK`);
+    }
+    switch (packet.type) {
+      case 'publish':
+        return handlePublish(this, packet);
+      case 'puback':
+      case 'pubrec':
+      case 'pubcomp':
+        handleDeliveryAck(this, packet);
+        return;
+      case 'pubrel':
+        return handlePubrel(this, packet);
+      case 'subscribe':
+        return handleSubscribe(this, packet);
+      case 'unsubscribe':
+        handleUnsubscribe(this, packet);
+        return;
+      case 'pingreq':
+        this.send({ type: 'pingresp' });
+        return;
+      case 'disconnect':
+        this.handleDisconnect(packet.reasonCode ?? 0, packet.properties);
+        return;
+      case 'connect':
+        // MQTT-3.1.0-2: a second CONNECT is a protocol violation.
+        throw new ProtocolViolation(ReasonCode.ProtocolError, 'second CONNECT on one connection');
+      default:
+        // AUTH without an authentication method, or a packet only a server sends.
+        throw new ProtocolViolation(
+          ReasonCode.ProtocolError,
+          `unexpected ${packet.type.toUpperCase()} from a client`,
+        );
+    }
+  }
+
+  private handleDisconnect(reasonCode: number, properties: Properties | undefined): void {
+    const expiry = properties?.sessionExpiryInterval;
+    if (expiry !== undefined && expiry !== 0 && this.connectExpiryInterval === 0) {
+      throw new ProtocolViolation(
+        ReasonCode.ProtocolError,
+        'Session Expiry Interval set at DISCONNECT after 0 at CONNECT (MQTT-3.14.2-2)',
+      );
+    }
+    // MQTT-3.14.4-3: a normal DISCONNECT discards the will; 0x04 asks for it.
+    const sendWill = reasonCode === ReasonCode.DisconnectWithWillMessage;
+    this.teardown('client-disconnect', sendWill, expiry);
+    this.stream.end();
+  }
+
+  /** The Keep Alive was agreed: watch for 1.5 times it without a packet (MQTT-3.1.2-22). */
+  startKeepAlive(seconds: number): void {
+    clearTimeout(this.keepAliveTimer);
+    this.keepAliveTimer = undefined;
+    this.keepAlive = seconds;
+    if (seconds === 0) return;
+    const limit = seconds * 1500;
+    const check = (): void => {
+      const idle = Date.now() - this.lastActivity;
+      if (idle >= limit) {
+        this.close('keep-alive-timeout');
+        return;
+      }
+      this.keepAliveTimer = setTimeout(check, limit - idle);
+    };
+    this.keepAliveTimer = setTimeout(check, limit);
+  }
+
+  // ---- outbound ----------------------------------------------------------------------
+
+  /** Encodes and writes one packet; returns false once the stream wants us to wait for 'drain'. */
+  send(packet: Packet): boolean {
+    if (this.state === 'closed' || this.stream.destroyed) return false;
+    return this.stream.write(encode(packet, this.version));
+  }
+
+  /** Writes already-encoded bytes. */
+  write(bytes: Buffer): boolean {
+    return this.stream.write(bytes);
+  }
+
+  /** ClientLink: the broker queued deliveries; send them on the next tick, batched. */
+  wake(): void {
+    if (this.drainScheduled || this.state !== 'connected') return;
+    this.drainScheduled = true;
+    process.nextTick(this.drainNow);
+  }
+
+  /** Strips reason strings and user properties the client asked not to get (MQTT-3.1.2-29). */
+  ackProperties(properties: Properties | undefined): Properties | undefined {
+    return this.problemInformation ? properties : undefined;
+  }
+
+  // ---- closing -----------------------------------------------------------------------
+
+  /** ClientLink: the broker closes us (takeover, shutdown, admin action, keep-alive). */
+  close(reason: ServerDisconnectReason): void {
+    if (this.state === 'closed') return;
+    this.disconnectWith(serverDisconnectCode(reason));
+    this.teardown(reason, true);
+    this.stream.end();
+  }
+
+  /**
+   * Answers a codec error or protocol violation with its reason code (CONNACK before the
+   * session exists, DISCONNECT after, 5.0 only) and closes the connection (MQTT 4.13).
+   */
+  fail(error: unknown): void {
+    if (this.state === 'closed') return;
+    let reasonCode: number = ReasonCode.UnspecifiedError;
+    let message = 'internal error';
+    if (error instanceof MqttCodecError || error instanceof ProtocolViolation) {
+      reasonCode = error.reasonCode;
+      message = error.message;
+    } else {
+      this.broker.options.onError(error);
+    }
+    if (this.state === 'connected') {
+      this.disconnectWith(reasonCode, message);
+    } else if (
+      this.decoder.protocolVersion === 5 ||
+      (error instanceof MqttCodecError && error.code === 'UNSUPPORTED_PROTOCOL_VERSION')
+    ) {
+      // MQTT-3.2.2-5 / 3.1.2-2: a refused CONNECT is answered before closing.
+      const version: ProtocolVersion = this.decoder.protocolVersion === 5 ? 5 : 4;
+      const code = version === 5 ? reasonCode : 1;
+      this.stream.write(encode({ type: 'connack', sessionPresent: false, reasonCode: code }, version));
+    }
+    this.teardown(`protocol-error: ${reasonCodeName(reasonCode)}: ${message}`, true);
+    this.stream.end();
+  }
+
+  private disconnectWith(reasonCode: number, reasonString?: string): void {
+    if (this.version !== 5 || this.state !== 'connected') return;
+    this.send({
+      type: 'disconnect',
+      reasonCode,
+      properties: reasonString === undefined ? undefined : { reasonString },
+    });
+  }
+
+  /** Ends this connection's part: timers stop and the session is detached (its will as the spec says). */
+  teardown(reason: string, sendWill: boolean, expiryInterval?: number): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.keepAliveTimer);
+    this.keepAliveTimer = undefined;
+    this.inbox.length = 0;
+    const session = this.session;
+    if (session !== undefined) {
+      this.broker.disconnect(session, this, {
+        reason,
+        sendWill,
+        ...(expiryInterval === undefined ? {} : { expiryInterval }),
+      });
+    }
+    if (!this.stream.destroyed) {
+      // Give a final DISCONNECT a moment to flush, but never keep a dead peer's socket open.
+      setTimeout(() => this.stream.destroy(), 1000).unref();
+    }
+  }
+}

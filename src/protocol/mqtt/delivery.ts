@@ -1,0 +1,135 @@
+import { isExpired, type Message, remainingExpiry } from '../../broker/message.js';
+import type { QueuedDelivery } from '../../broker/session.js';
+import { type AckPacket, PublishTemplate, type PublishVariant, ReasonCode } from '../../codec/mqtt/index.js';
+import type { MqttConnection } from './connection.js';
+
+/**
+ * Outbound messages (MQTT 4.3, 4.9): turns the session's queued deliveries into PUBLISH
+ * packets as far as flow control allows, and moves them along as the client acknowledges.
+ */
+
+/** One encoding per message, shared by every subscriber it goes to. */
+const templates = new WeakMap<Message, PublishTemplate>();
+
+function templateFor(message: Message): PublishTemplate {
+  let template = templates.get(message);
+  if (template === undefined) {
+    template = new PublishTemplate(message.topic, message.payload, message.properties);
+    templates.set(message, template);
+  }
+  return template;
+}
+
+/** Reused for every send: the template reads it synchronously. */
+const variant: PublishVariant = { qos: 0 };
+
+/**
+ * Sends queued deliveries until the queue is empty, the in-flight window is full
+ * (the client's Receive Maximum, MQTT-4.9.0-2, and our own cap) or the socket asks us to wait.
+ * Writes in one tick are corked into one syscall.
+ */
+export function drainDeliveries(conn: MqttConnection): void {
+  const session = conn.session!;
+  const stream = conn.stream;
+  if (stream.writableNeedDrain) return;
+  const window = Math.min(conn.clientReceiveMaximum, conn.options.maxInflightMessages);
+  const now = Date.now();
+  stream.cork();
+  try {
+    for (;;) {
+      const delivery = session.nextDelivery();
+      if (delivery === undefined) break;
+      if (delivery.qos > 0 && session.inflight.size > window) {
+        session.unshift(delivery);
+        break;
+      }
+      // MQTT-3.3.2-5: an expired message is not sent.
+      if (isExpired(delivery.message, now)) {
+        conn.broker.discard(session, delivery, 'expired');
+        continue;
+      }
+      const bytes = encodeDelivery(conn, delivery, false, now);
+      if (bytes === undefined) continue;
+      if (delivery.qos > 0) conn.broker.sent(session, delivery);
+      if (!conn.write(bytes)) break;
+    }
+  } finally {
+    stream.uncork();
+  }
+}
+
+/**
+ * Encodes one delivery for this connection: its topic alias, subscription identifiers and
+ * remaining expiry. Returns undefined, having dropped it, when it exceeds the client's
+ * Maximum Packet Size (MQTT-3.1.2-24/25).
+ */
+function encodeDelivery(
+  conn: MqttConnection,
+  delivery: QueuedDelivery,
+  dup: boolean,
+  now: number,
+): Buffer | undefined {
+  const { message } = delivery;
+  const template = templateFor(message);
+  const v5 = conn.version === 5;
+  variant.qos = delivery.qos;
+  variant.packetId = delivery.packetId;
+  variant.dup = dup;
+  variant.retain = delivery.retain;
+  variant.subscriptionIdentifiers = v5 ? delivery.subscriptionIds : undefined;
+  variant.messageExpiryInterval = v5 ? remainingExpiry(message, now) : undefined;
+  variant.topicAlias = undefined;
+  variant.omitTopic = false;
+  if (v5 && !dup) {
+    const alias = conn.outboundAliases.aliasFor(message.topic);
+    if (alias !== 0) {
+      variant.topicAlias = alias > 0 ? alias : -alias;
+      variant.omitTopic = alias > 0;
+    }
+  }
+  const size = template.encodedLength(conn.version, variant);
+  if (size > conn.clientMaxPacketSize) {
+    conn.broker.discard(conn.session!, delivery, 'packet-too-large');
+    return undefined;
+  }
+  return template.encode(conn.version, variant);
+}
+
+/**
+ * MQTT-4.4.0-1: on resuming a session, resend every unacknowledged PUBLISH (with DUP, same
+ * packet id) and PUBREL, in their original order.
+ */
+export function resendInflight(conn: MqttConnection): void {
+  const session = conn.session!;
+  if (session.inflight.size === 0) return;
+  const now = Date.now();
+  conn.stream.cork();
+  for (const delivery of [...session.inflight.values()]) {
+    if (delivery.released) {
+      conn.send({ type: 'pubrel', packetId: delivery.packetId! });
+      continue;
+    }
+    const bytes = encodeDelivery(conn, delivery, true, now);
+    if (bytes !== undefined) conn.write(bytes);
+  }
+  conn.stream.uncork();
+}
+
+/**
+ * PUBACK, PUBREC and PUBCOMP from the client (MQTT 4.3.2, 4.3.3). A PUBREC with a failure
+ * code ends the exchange like a PUBCOMP (MQTT 4.3.3, 5.0).
+ */
+export function handleDeliveryAck(
+  conn: MqttConnection,
+  packet: AckPacket<'puback' | 'pubrec' | 'pubcomp'>,
+): void {
+  const session = conn.session!;
+  const { broker } = conn;
+  if (packet.type === 'pubrec' && (packet.reasonCode ?? 0) < 0x80) {
+    const known = broker.released(session, packet.packetId);
+    const reasonCode = known || conn.version < 5 ? 0 : ReasonCode.PacketIdentifierNotFound;
+    conn.send({ type: 'pubrel', packetId: packet.packetId, reasonCode });
+    return;
+  }
+  if (broker.complete(session, packet.packetId)) conn.wake();
+}

@@ -1,0 +1,144 @@
+import type { Message } from '../../broker/message.js';
+import { type PublishPacket, type PubrelPacket, ReasonCode } from '../../codec/mqtt/index.js';
+import type { MqttConnection } from './connection.js';
+import { ProtocolViolation } from './errors.js';
+import { messageProperties } from './handle-connect.js';
+
+/**
+ * An inbound PUBLISH (MQTT 3.3.4): resolve its topic alias, check it against what the
+ * server offers, authorize, route, and acknowledge once the broker (and the store, for
+ * what must survive) has accepted it.
+ */
+export function handlePublish(conn: MqttConnection, packet: PublishPacket): void | Promise<void> {
+  const session = conn.session!;
+  const { qos } = packet;
+  const topic = resolveTopic(conn, packet);
+  checkCapabilities(conn, packet);
+
+  if (qos > 0) {
+    // MQTT-3.3.4-9: no more unacknowledged QoS 1/2 publishes than our Receive Maximum.
+    if (conn.inboundUnacked >= conn.options.receiveMaximum) {
+      throw new ProtocolViolation(ReasonCode.ReceiveMaximumExceeded, 'Receive Maximum exceeded');
+    }
+    // MQTT-4.3.3-10: a QoS 2 id already received is not delivered again; just acknowledge.
+    if (qos === 2 && session.inboundQoS2.has(packet.packetId!)) {
+      conn.send({ type: 'pubrec', packetId: packet.packetId! });
+      return;
+    }
+  }
+
+  const props = packet.properties;
+  const message = conn.broker.createMessage({
+    topic,
+    // A retained copy outlives the socket chunk the payload is a view of.
+    payload: packet.retain ? Buffer.from(packet.payload) : packet.payload,
+    qos,
+    retain: packet.retain,
+    ...(props === undefined ? {} : { properties: messageProperties(props) }),
+    ...(props?.messageExpiryInterval === undefined ? {} : { expiryInterval: props.messageExpiryInterval }),
+    origin: session.clientId,
+  });
+
+  const allowed = conn.broker.authorizePublish(conn.client!, message);
+  if (allowed === true) return route(conn, packet, message);
+  if (allowed === false) return refuse(conn, packet);
+  return allowed.then((ok) => (ok ? route(conn, packet, message) : refuse(conn, packet)));
+}
+
+function resolveTopic(conn: MqttConnection, packet: PublishPacket): string {
+  const alias = packet.properties?.topicAlias;
+  if (alias === undefined) return packet.topic;
+  // MQTT-3.3.2-9/-10: an alias above our Topic Alias Maximum is invalid.
+  if (alias > conn.options.topicAliasMaximum) {
+    throw new ProtocolViolation(
+      ReasonCode.TopicAliasInvalid,
+      `Topic Alias ${alias} exceeds the maximum ${conn.options.topicAliasMaximum}`,
+    );
+  }
+  if (packet.topic.length > 0) {
+    conn.inboundAliases.set(alias, packet.topic);
+    return packet.topic;
+  }
+  const topic = conn.inboundAliases.get(alias);
+  if (topic === undefined)
+    throw new ProtocolViolation(ReasonCode.ProtocolError, `Topic Alias ${alias} was never set`);
+  return topic;
+}
+
+function checkCapabilities(conn: MqttConnection, packet: PublishPacket): void {
+  const { options } = conn.broker;
+  // MQTT-3.2.2-11: a QoS above Maximum QoS is answered with 0x9B.
+  if (packet.qos > options.maximumQoS) {
+    throw new ProtocolViolation(
+      ReasonCode.QoSNotSupported,
+      `QoS ${packet.qos} is above the server's maximum ${options.maximumQoS}`,
+    );
+  }
+  // MQTT-3.2.2-14: RETAIN when Retain Available is 0 is answered with 0x9A.
+  if (packet.retain && !options.retainAvailable) {
+    throw new ProtocolViolation(ReasonCode.RetainNotSupported, 'retained messages are not supported');
+  }
+}
+
+function route(conn: MqttConnection, packet: PublishPacket, message: Message): void {
+  const result = conn.broker.publish(message, conn.client);
+  if (packet.qos === 0) return;
+  const session = conn.session!;
+  const packetId = packet.packetId!;
+  // MQTT 5: say so when nobody was subscribed (0x10), as PUBACK/PUBREC allow.
+  const reasonCode = conn.version === 5 && result.matched === 0 ? ReasonCode.NoMatchingSubscribers : 0;
+  let durable = result.persisted;
+  if (packet.qos === 2) {
+    const recorded = conn.broker.receivedQoS2(session, packetId);
+    if (recorded !== undefined)
+      durable = durable === undefined ? recorded : Promise.all([durable, recorded]).then(() => {});
+  }
+  acknowledge(conn, durable, () => {
+    conn.send({ type: packet.qos === 1 ? 'puback' : 'pubrec', packetId, reasonCode });
+  });
+}
+
+/** Denied (MQTT 5: 0x87 in PUBACK/PUBREC; 3.x has no code, so the publish is acknowledged and dropped). */
+function refuse(conn: MqttConnection, packet: PublishPacket): void {
+  if (packet.qos === 0) return;
+  const reasonCode = conn.version === 5 ? ReasonCode.NotAuthorized : 0;
+  const type = packet.qos === 1 ? 'puback' : 'pubrec';
+  acknowledge(conn, undefined, () => conn.send({ type, packetId: packet.packetId!, reasonCode }));
+}
+
+/**
+ * Sends an acknowledgement once `durable` resolves, never before an earlier one
+ * (MQTT-4.6.0-2). The common case, nothing to wait for and nothing queued, sends at once.
+ */
+function acknowledge(conn: MqttConnection, durable: Promise<void> | undefined, send: () => void): void {
+  if (durable === undefined && conn.pendingAcks === 0) {
+    send();
+    return;
+  }
+  conn.inboundUnacked++;
+  conn.pendingAcks++;
+  const previous = conn.ackChain ?? Promise.resolve();
+  conn.ackChain = previous
+    .then(() => durable)
+    .then(
+      () => {
+        conn.pendingAcks--;
+        conn.inboundUnacked--;
+        if (conn.pendingAcks === 0) conn.ackChain = undefined;
+        send();
+      },
+      (error: unknown) => {
+        conn.pendingAcks--;
+        conn.inboundUnacked--;
+        // Not durable: no acknowledgement, so the client resends after reconnecting.
+        conn.fail(error);
+      },
+    );
+}
+
+/** PUBREL (MQTT 4.3.3): release the inbound QoS 2 id and answer PUBCOMP; 0x92 for an unknown id in 5.0. */
+export function handlePubrel(conn: MqttConnection, packet: PubrelPacket): void {
+  const known = conn.broker.releasedQoS2(conn.session!, packet.packetId);
+  const reasonCode = known || conn.version < 5 ? 0 : ReasonCode.PacketIdentifierNotFound;
+  acknowledge(conn, undefined, () => conn.send({ type: 'pubcomp', packetId: packet.packetId, reasonCode }));
+}

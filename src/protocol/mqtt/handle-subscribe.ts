@@ -1,0 +1,61 @@
+import type { SubscribeRequest } from '../../broker/broker.js';
+import { parseSharedFilter } from '../../broker/routing.js';
+import {
+  ReasonCode,
+  SubackFailure311,
+  type SubscribePacket,
+  sharedFilterFault,
+  type UnsubscribePacket,
+} from '../../codec/mqtt/index.js';
+import type { MqttConnection } from './connection.js';
+import { subscribeFailureCode } from './errors.js';
+
+/**
+ * SUBSCRIBE (MQTT 3.8.4): add each subscription through the broker (which authorizes it),
+ * answer SUBACK with the granted QoS or a failure code per filter, then send the retained
+ * messages the subscriptions ask for: after the SUBACK, so the client knows them for what they are.
+ */
+export async function handleSubscribe(conn: MqttConnection, packet: SubscribePacket): Promise<void> {
+  const session = conn.session!;
+  const subscriptionId = packet.properties?.subscriptionIdentifiers?.[0];
+  const codes: number[] = new Array(packet.subscriptions.length);
+  const requests: SubscribeRequest[] = [];
+  const positions: number[] = [];
+  packet.subscriptions.forEach((s, i) => {
+    // 3.x clients may use $share too (as most brokers allow); the 5.0 codec already checked its form.
+    if (
+      conn.version < 5 &&
+      parseSharedFilter(s.topicFilter) !== undefined &&
+      sharedFilterFault(s.topicFilter)
+    ) {
+      codes[i] = SubackFailure311;
+      return;
+    }
+    requests.push({
+      filter: s.topicFilter,
+      options: {
+        qos: s.qos,
+        noLocal: s.noLocal ?? false,
+        retainAsPublished: s.retainAsPublished ?? false,
+        retainHandling: s.retainHandling ?? 0,
+        ...(subscriptionId === undefined ? {} : { subscriptionId }),
+      },
+    });
+    positions.push(i);
+  });
+  const results = await conn.broker.subscribe(session, requests);
+  if (conn.closed) return;
+  results.forEach((result, j) => {
+    codes[positions[j]!] = result.ok ? result.qos : subscribeFailureCode(result.refusal, conn.version);
+  });
+  conn.send({ type: 'suback', packetId: packet.packetId, reasonCodes: codes });
+  conn.broker.deliverRetained(session, results);
+}
+
+/** UNSUBSCRIBE (MQTT 3.10.4): remove each filter; 5.0 says which did not exist (0x11). */
+export function handleUnsubscribe(conn: MqttConnection, packet: UnsubscribePacket): void {
+  const removed = conn.broker.unsubscribe(conn.session!, packet.topicFilters);
+  const reasonCodes =
+    conn.version === 5 ? removed.map((r) => (r ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted)) : [];
+  conn.send({ type: 'unsuback', packetId: packet.packetId, reasonCodes });
+}

@@ -1,0 +1,108 @@
+import { Broker, type BrokerOptions, type MessageInit } from './broker/broker.js';
+import type { BrokerEvents } from './broker/hooks.js';
+import type { Store } from './broker/store.js';
+import { type MqttOptions, mqttHandler } from './protocol/mqtt/index.js';
+import { MemoryStore } from './store/memory/memory-store.js';
+import { TcpTransport } from './transport/tcp.js';
+import type { Listener, Transport } from './transport/transport.js';
+
+/** Everything `createBroker` accepts; every field is optional. */
+export interface CicadaOptions extends Partial<Omit<BrokerOptions, 'store'>> {
+  /** Where persistent state goes. Default: in memory. */
+  store?: Store;
+  /** MQTT protocol settings. */
+  mqtt?: Partial<MqttOptions>;
+}
+
+/** What `publish` takes: a payload as text or bytes, QoS 0 and not retained by default. */
+export type PublishInit = Omit<MessageInit, 'payload' | 'qos' | 'retain'> & {
+  payload: Buffer | string;
+  qos?: MessageInit['qos'];
+  retain?: boolean;
+};
+
+type EventName = keyof BrokerEvents;
+type EventListener<E extends EventName> = (...args: BrokerEvents[E]) => void;
+
+/**
+ * A Cicada broker: the core plus its listeners. Create with `createBroker`, then `listen`
+ * on one or more URLs; `close` stops accepting, closes every connection (wills follow the
+ * spec) and closes the store.
+ */
+export class Cicada {
+  readonly broker: Broker;
+  private readonly mqtt: ReturnType<typeof mqttHandler>;
+  private readonly transports: Transport[] = [new TcpTransport()];
+  private readonly bound: Listener[] = [];
+  private starting: Promise<void> | undefined;
+
+  constructor(options: CicadaOptions = {}) {
+    const { mqtt, store, ...core } = options;
+    this.broker = new Broker({ ...core, store: store ?? new MemoryStore() });
+    this.mqtt = mqttHandler(this.broker, mqtt);
+  }
+
+  /** Opens the store and restores state; `listen` does this on first use. */
+  start(): Promise<void> {
+    this.starting ??= this.broker.start();
+    return this.starting;
+  }
+
+  /** Listens on a URL such as `mqtt://0.0.0.0:1883` (port 0 picks a free one). */
+  async listen(url: string): Promise<Listener> {
+    await this.start();
+    const parsed = new URL(url);
+    const transport = this.transports.find((t) => t.schemes.includes(parsed.protocol));
+    if (transport === undefined) throw new Error(`no transport for '${parsed.protocol}' in ${url}`);
+    const listener = await transport.listen(parsed, this.mqtt);
+    this.bound.push(listener);
+    return listener;
+  }
+
+  get listeners(): readonly Listener[] {
+    return this.bound;
+  }
+
+  /** Publishes a message from the application itself (no client, no authorization). */
+  async publish(init: PublishInit): Promise<void> {
+    await this.start();
+    const payload = typeof init.payload === 'string' ? Buffer.from(init.payload) : init.payload;
+    const message = this.broker.createMessage({
+      ...init,
+      payload,
+      qos: init.qos ?? 0,
+      retain: init.retain ?? false,
+    });
+    await this.broker.publish(message).persisted;
+  }
+
+  on<E extends EventName>(event: E, listener: EventListener<E>): this {
+    (this.broker.on as (e: E, l: EventListener<E>) => unknown)(event, listener);
+    return this;
+  }
+
+  off<E extends EventName>(event: E, listener: EventListener<E>): this {
+    (this.broker.off as (e: E, l: EventListener<E>) => unknown)(event, listener);
+    return this;
+  }
+
+  once<E extends EventName>(event: E, listener: EventListener<E>): this {
+    (this.broker.once as (e: E, l: EventListener<E>) => unknown)(event, listener);
+    return this;
+  }
+
+  /** Stops listening, closes every connection and the store. */
+  async close(): Promise<void> {
+    await Promise.all(this.bound.splice(0).map((l) => l.close()));
+    if (this.starting !== undefined) {
+      await this.starting.catch(() => {});
+      await this.broker.close();
+    }
+    for (const connection of this.mqtt.connections) connection.stream.destroy();
+  }
+}
+
+/** Creates a broker; nothing happens until `listen` (or `start`). */
+export function createBroker(options: CicadaOptions = {}): Cicada {
+  return new Cicada(options);
+}

@@ -1,0 +1,9 @@
+export { MemoryStore } from './memory/memory-store.js';
+export type {
+  SessionRecord,
+  Store,
+  StoredDelivery,
+  StoredSession,
+  StoredState,
+  StoredWill,
+} from './store.js';
