@@ -1,0 +1,121 @@
+import { parseArgs } from 'node:util';
+import { type CicadaConfig, checkListenUrl } from '../config/schema.js';
+import { isLogLevel, LOG_LEVELS, type LogLevel } from '../observe/log.js';
+
+/** What the command line asks for; undefined settings come from the config file. */
+export interface CliArgs {
+  /** Listener URLs; when given they replace the config file's list. */
+  listen: string[] | undefined;
+  config: string | undefined;
+  logLevel: LogLevel | undefined;
+  /** Keep state in memory (the only store for now). */
+  memory: boolean;
+  help: boolean;
+  version: boolean;
+}
+
+/** A command line that cannot be used; the message is one line, without the `cicada:` prefix. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  readonly code = 'USAGE';
+}
+
+const OPTIONS = {
+  listen: { type: 'string', short: 'l', multiple: true },
+  config: { type: 'string', short: 'c' },
+  'log-level': { type: 'string' },
+  memory: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+
+type OptionName = keyof typeof OPTIONS;
+
+export const USAGE = `Usage: cicada [options]
+
+Runs the Cicada MQTT broker.
+
+Options:
+  -l, --listen URL       Listen on URL, e.g. mqtt://0.0.0.0:1883 (port 0 picks a free port).
+                         Repeatable; replaces the config file's list. Default: mqtt://0.0.0.0:1883
+  -c, --config FILE      Read settings from FILE (YAML, or JSON).
+      --log-level LEVEL  One of ${LOG_LEVELS.join(', ')}. Default: info
+      --memory           Keep sessions and retained messages in memory. This is the only
+                         store for now (and the default): state is lost when the broker stops.
+  -h, --help             Print this help.
+      --version          Print the version.
+
+Command-line options override the config file. Logs are JSON lines on stdout.
+`;
+
+/** Parses the arguments after `node main.js`; throws `UsageError` with a one-line reason. */
+export function parseCliArgs(argv: readonly string[]): CliArgs {
+  // Not strict, so that every mistake gets a message of ours, checked token by token.
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const args: CliArgs = {
+    listen: undefined,
+    config: undefined,
+    logLevel: undefined,
+    memory: false,
+    help: false,
+    version: false,
+  };
+  for (const token of tokens) {
+    if (token.kind === 'positional')
+      throw new UsageError(`unexpected argument '${token.value}' (see --help)`);
+    if (token.kind !== 'option') continue;
+    if (!Object.hasOwn(OPTIONS, token.name))
+      throw new UsageError(`unknown option '${token.rawName}' (see --help)`);
+    const name = token.name as OptionName;
+    const { value } = token;
+    if (OPTIONS[name].type === 'boolean') {
+      if (value !== undefined) throw new UsageError(`option '${token.rawName}' takes no value`);
+    } else if (value === undefined || (!token.inlineValue && value.startsWith('-') && value !== '-')) {
+      // `--config --memory` is a forgotten value, not a file named "--memory".
+      throw new UsageError(`option '${token.rawName}' needs a value`);
+    }
+    switch (name) {
+      case 'listen': {
+        const url = value ?? '';
+        const problem = checkListenUrl(url);
+        if (problem !== undefined)
+          throw new UsageError(`option '${token.rawName}' is ${JSON.stringify(url)}, expected ${problem}`);
+        args.listen = [...(args.listen ?? []), url];
+        break;
+      }
+      case 'config':
+        args.config = value;
+        break;
+      case 'log-level':
+        if (!isLogLevel(value)) {
+          throw new UsageError(
+            `option '${token.rawName}' is ${JSON.stringify(value)}, expected one of ${LOG_LEVELS.join(', ')}`,
+          );
+        }
+        args.logLevel = value;
+        break;
+      case 'memory':
+      case 'help':
+      case 'version':
+        args[name] = true;
+        break;
+    }
+  }
+  return args;
+}
+
+/** The configuration to run: the file's (or the defaults), overridden by the command line. */
+export function applyArgs(config: Readonly<CicadaConfig>, args: CliArgs): CicadaConfig {
+  return {
+    listen: [...(args.listen ?? config.listen)],
+    logLevel: args.logLevel ?? config.logLevel,
+    broker: { ...config.broker },
+    mqtt: { ...config.mqtt },
+  };
+}

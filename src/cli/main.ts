@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfigFile } from '../config/load.js';
+import { type CicadaConfig, DEFAULT_CONFIG } from '../config/schema.js';
+import { createLogger, errorReason, type Logger } from '../observe/log.js';
+import { createBroker } from '../server.js';
+import { applyArgs, parseCliArgs, USAGE, UsageError } from './args.js';
+
+/** The one-line reason on stderr, and a failing exit code once the event loop drains. */
+function fail(reason: string, exitCode = 1): void {
+  process.stderr.write(`cicada: ${reason}\n`);
+  process.exitCode = exitCode;
+}
+
+function readVersion(): string {
+  // dist/src/cli/main.js -> package.json at the package root.
+  const pkg: unknown = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
+  const version =
+    typeof pkg === 'object' && pkg !== null ? (pkg as { version?: unknown }).version : undefined;
+  return typeof version === 'string' ? version : 'unknown';
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  let args: ReturnType<typeof parseCliArgs>;
+  try {
+    args = parseCliArgs(argv);
+  } catch (error) {
+    if (error instanceof UsageError) return fail(error.message, 2);
+    throw error;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (args.version) {
+    process.stdout.write(`${readVersion()}\n`);
+    return;
+  }
+  let fileConfig: Readonly<CicadaConfig> = DEFAULT_CONFIG;
+  if (args.config !== undefined) {
+    try {
+      fileConfig = await loadConfigFile(args.config);
+    } catch (error) {
+      if (error instanceof ConfigError) return fail(error.message);
+      throw error;
+    }
+  }
+  const config = applyArgs(fileConfig, args);
+  await run(config, createLogger(config.logLevel), args.config);
+}
+
+async function run(config: CicadaConfig, log: Logger, configFile: string | undefined): Promise<void> {
+  const broker = createBroker({
+    ...config.broker,
+    mqtt: config.mqtt,
+    onError: (error) => log.error('internal error', { error }),
+  });
+  broker.on('clientConnected', (client, sessionPresent) =>
+    log.info('client connected', {
+      clientId: client.clientId,
+      username: client.username,
+      protocolVersion: client.protocolVersion,
+      remoteAddress: client.remoteAddress,
+      remotePort: client.remotePort,
+      listener: client.listener,
+      keepAlive: client.keepAlive,
+      sessionPresent,
+    }),
+  );
+  broker.on('clientDisconnected', (client, reason) =>
+    log.info('client disconnected', { clientId: client.clientId, reason }),
+  );
+  if (log.enabled('debug')) {
+    broker.on('subscribed', (client, filter, options) =>
+      log.debug('subscribed', { clientId: client.clientId, filter, qos: options.qos }),
+    );
+    broker.on('unsubscribed', (client, filter) =>
+      log.debug('unsubscribed', { clientId: client.clientId, filter }),
+    );
+    broker.on('dropped', (message, clientId, reason) =>
+      log.debug('message dropped', { clientId, topic: message.topic, reason }),
+    );
+    broker.on('sessionExpired', (clientId) => log.debug('session expired', { clientId }));
+  }
+
+  // First signal: close gracefully (connections closed as the server shutting down, so
+  // wills are published as the spec says). A second one: exit at once.
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn('second signal: exiting now', { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    log.info('shutting down', { signal });
+    broker.close().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        log.error('shutdown failed', { error });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+
+  log.info('starting', { version: readVersion(), pid: process.pid, config: configFile, store: 'memory' });
+  for (const url of config.listen) {
+    let listener: Awaited<ReturnType<typeof broker.listen>>;
+    try {
+      listener = await broker.listen(url);
+    } catch (error) {
+      if (stopping) return;
+      fail(`cannot listen on ${url}: ${errorReason(error)}`);
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      await broker.close().catch(() => {});
+      return;
+    }
+    if (stopping) return;
+    log.info('listening', { url, host: listener.host, port: listener.port });
+  }
+  log.info('ready', { listeners: config.listen.length });
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  // A bug, not a user mistake: keep the stack.
+  process.stderr.write(`cicada: unexpected error: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exitCode = 1;
+});
