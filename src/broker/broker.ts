@@ -406,7 +406,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.stored.has(session)) this.forget(session);
     if (pendingWill !== undefined) this.publishWill(pendingWill, undefined);
     for (const delivery of leftovers) {
-      if (delivery.shareKey !== undefined && delivery.qos > 0) {
+      // MQTT-4.8.2-5: a QoS 2 message already sent to this member goes to no other.
+      const resendable = delivery.qos === 1 || (delivery.qos === 2 && delivery.packetId === undefined);
+      if (delivery.shareKey !== undefined && resendable) {
         const group = this.groups.get(delivery.shareKey);
         const member = group && pickMember(group, session);
         if (member !== undefined && group !== undefined) {

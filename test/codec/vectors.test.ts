@@ -523,7 +523,7 @@ const rejected: [string, ProtocolVersion | undefined, string, CodecErrorCode, nu
     5,
     '30 07 0001 "t" 03 23 0000',
     'PROPERTY_VALUE_INVALID',
-    P,
+    ReasonCode.TopicAliasInvalid,
   ],
   ['5.0 PUBLISH with Payload Format Indicator 2', 5, '30 06 0001 "t" 02 01 02', 'PROPERTY_VALUE_INVALID', P],
   ['5.0 PUBLISH with Subscription Identifier 0', 5, '30 06 0001 "t" 02 0b 00', 'PROPERTY_VALUE_INVALID', P],

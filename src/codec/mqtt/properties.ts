@@ -1,4 +1,4 @@
-import { malformed, protocolError } from './errors.js';
+import { MqttCodecError, malformed, protocolError } from './errors.js';
 import {
   cursor,
   readBinary,
@@ -12,6 +12,7 @@ import {
   writeUtf8,
   writeVariableInt,
 } from './primitives.js';
+import { ReasonCode } from './reason-codes.js';
 import { MAX_VARIABLE_BYTE_INTEGER, type Properties, type UserProperty } from './types.js';
 
 /** Where a property list appears: a packet type, or the Will Properties inside CONNECT. */
@@ -213,8 +214,16 @@ function readPropertyValue(
 }
 
 function checkValue(d: PropertyDef, value: number): void {
-  if (d.invalid?.(value))
-    throw protocolError('PROPERTY_VALUE_INVALID', `property ${d.key} may not be ${value}`);
+  if (!d.invalid?.(value)) return;
+  // MQTT 3.3.4: a bad Topic Alias has a reason code of its own.
+  if (d.key === 'topicAlias') {
+    throw new MqttCodecError(
+      'PROPERTY_VALUE_INVALID',
+      ReasonCode.TopicAliasInvalid,
+      'Topic Alias 0 (MQTT-3.3.2-8)',
+    );
+  }
+  throw protocolError('PROPERTY_VALUE_INVALID', `property ${d.key} may not be ${value}`);
 }
 
 /**

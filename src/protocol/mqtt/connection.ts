@@ -58,6 +58,8 @@ export class MqttConnection implements ClientLink {
   private readonly decoder: MqttDecoder;
   private readonly inbox: Packet[] = [];
   private busy = false;
+  /** A decoding error met while earlier packets were still being handled. */
+  private deferredError: unknown;
   private lastActivity = Date.now();
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private drainScheduled = false;
@@ -95,7 +97,13 @@ export class MqttConnection implements ClientLink {
     try {
       this.decoder.feed(chunk);
     } catch (error) {
-      this.fail(error);
+      // Packets before the bad bytes are answered first: fail once they are done.
+      if (this.busy || this.inbox.length > 0) {
+        this.deferredError = error;
+        this.stream.pause();
+      } else {
+        this.fail(error);
+      }
     }
   }
 
@@ -128,7 +136,9 @@ export class MqttConnection implements ClientLink {
   private resume(): void {
     this.busy = false;
     while (!this.busy && this.inbox.length > 0 && this.state !== 'closed') this.run(this.inbox.shift()!);
-    if (!this.busy && this.state !== 'closed') this.stream.resume();
+    if (this.busy || this.state === 'closed') return;
+    if (this.deferredError !== undefined) this.fail(this.deferredError);
+    else this.stream.resume();
   }
 
   private dispatch(packet: Packet): void | Promise<void> {

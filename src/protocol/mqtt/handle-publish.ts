@@ -103,7 +103,10 @@ function refuse(conn: MqttConnection, packet: PublishPacket): void {
   if (packet.qos === 0) return;
   const reasonCode = conn.version === 5 ? ReasonCode.NotAuthorized : 0;
   const type = packet.qos === 1 ? 'puback' : 'pubrec';
-  acknowledge(conn, undefined, () => conn.send({ type, packetId: packet.packetId!, reasonCode }));
+  // MQTT-3.1.2-29: the reason string goes only to clients that did not opt out of problem information.
+  const properties =
+    conn.version === 5 ? conn.ackProperties({ reasonString: 'not authorized to publish' }) : undefined;
+  acknowledge(conn, undefined, () => conn.send({ type, packetId: packet.packetId!, reasonCode, properties }));
 }
 
 /**
