@@ -1,0 +1,1333 @@
+/**
+ * Broker load benchmark: Cicada against Aedes and Mosquitto, in one run, on loopback.
+ *
+ *   npm run bench                                  # full run, 3 rounds (~10 min)
+ *   node dist/bench/load.js --quick                # smoke run: 1 round, 1 s, 16 B only (~1 min)
+ *   node dist/bench/load.js --only fan-in,idle --rounds 5 --duration 5
+ *   node dist/bench/load.js --brokers aedes,mosquitto --json results.json
+ *
+ * Every broker runs as its own child process on its own port; the load generator
+ * (bench/loadgen.ts) is another child process, so that it does not share a core with the
+ * broker. A fresh broker and a fresh generator are started for every measurement. Each
+ * scenario is run for every broker back to back (the order rotates per round), and rounds
+ * repeat that; tables give the median over rounds with the min–max range.
+ *
+ * Scenarios (each for QoS 0 and QoS 1, payloads of 16 B and 1 KiB):
+ *   fan-in     20 publishers → 1 subscriber on `bench/in/+`, as fast as allowed; msg/s delivered
+ *   fan-out    1 publisher → 10 subscribers on one topic; deliveries/s (copies)
+ *   pairs-lat  50 publisher/subscriber pairs, one topic each, paced at 10 000 msg/s in total:
+ *              end-to-end latency p50/p99 from a timestamp in the payload
+ *   pairs-max  the same 50 pairs as fast as allowed
+ *   idle       10 000 and 19 000 idle connections: broker RSS per connection, connect rate
+ *
+ * "As fast as allowed": QoS 1 publishers keep at most `--window` (50) PUBLISHes awaiting
+ * PUBACK each. QoS 0 publishers keep at most `--window0` (1000, shared out among them)
+ * messages in flight end to end, i.e. sent but not yet received by every subscriber: with
+ * TCP flow control alone (`--window0 0`), megabytes pile up in loopback socket buffers and
+ * the brokers' queues, and the run measures how a broker drowns (seconds of latency, most
+ * messages dropped) rather than how fast it forwards. After the window, publishers stop
+ * and the generator waits for deliveries to settle; loss is what was published (QoS 1:
+ * acknowledged) but never delivered. The idle scenarios run `--idle-rounds` (1) rounds.
+ *
+ * Limits are made equal where a broker has them: Mosquitto's max_inflight_messages and
+ * Cicada's mqtt.maxInflightMessages are `--inflight` (1024, Cicada's default); Mosquitto's
+ * max_queued_messages and Cicada's broker.maxQueuedMessages are `--mosquitto-queue`
+ * (100 000, so that no queue overflows). Aedes has neither limit.
+ *
+ * Broker CPU comes from /proc/<pid>/stat (utime + stime) at the window's edges, RSS from
+ * /proc/<pid>/status. `gen` is the generator's own CPU use: near 100 % means the figure is
+ * bounded by the generator rather than the broker. On loopback the kernel's TCP work for a
+ * write is mostly charged to the writer, so both figures include network-stack time. `psi`
+ * (in progress lines) is the machine's CPU pressure: the share of time some runnable task
+ * waited for a CPU. On a shared machine it is high, and throughput with it is noisy; CPU
+ * per message is the steadier figure.
+ *
+ * Cicada is started with `node dist/src/cli/main.js --listen mqtt://127.0.0.1:PORT
+ * --log-level warn --config <generated limits>` (plus `--memory` with `--memory`, plus any
+ * `--cicada-arg`), and skipped with a note while that file does not exist. Aedes runs in
+ * bench/aedes-server.ts; Mosquitto from a generated config (persistence off unless
+ * `--mosquitto-persistence`).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type {
+  FinalReply,
+  FromLoadgen,
+  IdleReply,
+  LoadSpec,
+  Pattern,
+  SnapReply,
+  ToLoadgen,
+} from './loadgen.js';
+import { formatBytes, formatMs, formatRate, formatRatio, max, median, min, renderTable } from './stats.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The repository root: this file runs as dist/bench/load.js. */
+const root = resolve(here, '..', '..');
+const HOST = '127.0.0.1';
+const FD_LIMIT = 20000;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+type BrokerName = 'cicada' | 'aedes' | 'mosquitto';
+const ALL_BROKERS: BrokerName[] = ['cicada', 'aedes', 'mosquitto'];
+
+interface Options {
+  rounds: number;
+  idleRounds: number;
+  durationMs: number;
+  warmupMs: number;
+  quick: boolean;
+  only: string[];
+  brokers: BrokerName[];
+  window: number;
+  window0: number;
+  inflight: number;
+  mosquittoQueue: number;
+  mosquittoPersistence: boolean;
+  memory: boolean;
+  cicadaArgs: string[];
+  /** 'auto': a generated config with the same queue and in-flight limits as Mosquitto's. */
+  cicadaConfig: 'auto' | 'none' | string;
+  fullDecode: boolean;
+  rate: number;
+  pairs: number;
+  fanIn: number;
+  fanOut: number;
+  idle: number[];
+  concurrency: number;
+  payloads: number[];
+  json: string | undefined;
+  drainMs: number;
+}
+
+const HELP = `Usage: node dist/bench/load.js [options]
+
+  --quick                 1 round of 1 s, 16 B payloads, 10 000 idle connections
+  --rounds N              rounds per scenario and broker (default 3; --quick: 1)
+  --idle-rounds N         rounds of the idle-connection scenarios (default 1: they are slow
+                          to set up, and memory per connection varies little)
+  --duration S            measured seconds per run (default 2; --quick: 1)
+  --warmup S              seconds of load before the window opens (default 0.5; --quick: 0.3)
+  --only A,B              only scenarios whose name contains A or B (e.g. fan-in, q1, pairs-lat/q0)
+  --brokers A,B           among cicada, aedes, mosquitto (default: all three)
+  --payloads A,B          payload sizes in bytes (default 16,1024; --quick: 16)
+  --window N              QoS 1 PUBLISHes awaiting PUBACK per publisher (default 50)
+  --window0 N             QoS 0, max rate: messages in flight end to end, all publishers
+                          together (default 1000; 0: TCP backpressure only)
+  --inflight N            outbound QoS 1 in flight per connection: Mosquitto
+                          max_inflight_messages and Cicada mqtt.maxInflightMessages
+                          (default 1024, Cicada's default; Aedes has no such limit)
+  --mosquitto-queue N     messages queued per client beyond those in flight: Mosquitto
+                          max_queued_messages and Cicada broker.maxQueuedMessages
+                          (default 100000, so that no queue overflows; Aedes has no limit)
+  --mosquitto-persistence Mosquitto with persistence on (in a temp dir)
+  --memory                pass --memory to Cicada
+  --cicada-config X       auto (default): a generated config file giving Cicada Mosquitto's
+                          queue and in-flight limits; none: Cicada's defaults; or a file
+  --cicada-arg ARG        pass ARG to Cicada (repeatable)
+  --rate N                pairs-lat offered load in msg/s, all pairs together (default 10000)
+  --pairs N --fan-in N --fan-out N   clients per scenario (default 50, 20, 10)
+  --idle A,B              idle connection counts (default 10000,19000; --quick: 10000)
+  --concurrency N         connection attempts in flight in the idle scenario (default 64)
+  --full-decode           decode everything with MqttDecoder in the generator (slower)
+  --drain S               longest wait for deliveries to settle after a run (default 10)
+  --json FILE             also write every measurement to FILE
+`;
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    rounds: 3,
+    idleRounds: 1,
+    durationMs: 2000,
+    warmupMs: 500,
+    quick: false,
+    only: [],
+    brokers: [...ALL_BROKERS],
+    window: 50,
+    window0: 1000,
+    inflight: 1024,
+    mosquittoQueue: 100_000,
+    mosquittoPersistence: false,
+    memory: false,
+    cicadaArgs: [],
+    cicadaConfig: 'auto',
+    fullDecode: false,
+    rate: 10_000,
+    pairs: 50,
+    fanIn: 20,
+    fanOut: 10,
+    idle: [10_000, 19_000],
+    concurrency: 64,
+    payloads: [16, 1024],
+    json: undefined,
+    drainMs: 10_000,
+  };
+  const set = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const [flag, inline] = arg.includes('=') ? (arg.split('=', 2) as [string, string]) : [arg, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    const num = (lo: number): number => {
+      const v = Number(value());
+      if (!Number.isFinite(v) || v < lo) throw new Error(`${flag}: expected a number >= ${lo}`);
+      return v;
+    };
+    const list = (): string[] =>
+      value()
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
+    set.add(flag);
+    switch (flag) {
+      case '--quick':
+        o.quick = true;
+        break;
+      case '--rounds':
+        o.rounds = Math.round(num(1));
+        break;
+      case '--idle-rounds':
+        o.idleRounds = Math.round(num(1));
+        break;
+      case '--duration':
+        o.durationMs = num(0.1) * 1000;
+        break;
+      case '--warmup':
+        o.warmupMs = num(0) * 1000;
+        break;
+      case '--only':
+        o.only = list();
+        break;
+      case '--brokers': {
+        const names = list();
+        for (const n of names) {
+          if (!ALL_BROKERS.includes(n as BrokerName)) throw new Error(`--brokers: unknown broker ${n}`);
+        }
+        o.brokers = ALL_BROKERS.filter((b) => names.includes(b));
+        break;
+      }
+      case '--payloads':
+        o.payloads = list().map(Number);
+        if (o.payloads.some((p) => !Number.isInteger(p) || p < 0))
+          throw new Error('--payloads: sizes in bytes');
+        break;
+      case '--window':
+        o.window = Math.round(num(1));
+        break;
+      case '--window0':
+        o.window0 = Math.round(num(0));
+        break;
+      case '--inflight':
+        o.inflight = Math.round(num(0));
+        break;
+      case '--mosquitto-queue':
+        o.mosquittoQueue = Math.round(num(0));
+        break;
+      case '--mosquitto-persistence':
+        o.mosquittoPersistence = true;
+        break;
+      case '--memory':
+        o.memory = true;
+        break;
+      case '--cicada-config':
+        o.cicadaConfig = value();
+        break;
+      case '--cicada-arg':
+        o.cicadaArgs.push(value());
+        break;
+      case '--full-decode':
+        o.fullDecode = true;
+        break;
+      case '--rate':
+        o.rate = num(1);
+        break;
+      case '--pairs':
+        o.pairs = Math.round(num(1));
+        break;
+      case '--fan-in':
+        o.fanIn = Math.round(num(1));
+        break;
+      case '--fan-out':
+        o.fanOut = Math.round(num(1));
+        break;
+      case '--idle':
+        o.idle = list().map(Number);
+        if (o.idle.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--idle: connection counts');
+        break;
+      case '--concurrency':
+        o.concurrency = Math.round(num(1));
+        break;
+      case '--drain':
+        o.drainMs = num(0.1) * 1000;
+        break;
+      case '--json':
+        o.json = value();
+        break;
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${arg} (see --help)`);
+    }
+  }
+  if (o.quick) {
+    if (!set.has('--rounds')) o.rounds = 1;
+    if (!set.has('--duration')) o.durationMs = 1000;
+    if (!set.has('--warmup')) o.warmupMs = 300;
+    if (!set.has('--payloads')) o.payloads = [16];
+    if (!set.has('--idle')) o.idle = [10_000];
+  }
+  const tooMany = o.idle.find((n) => n > FD_LIMIT - 500);
+  if (tooMany !== undefined) throw new Error(`--idle ${tooMany}: the fd limit is ${FD_LIMIT}`);
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+interface FlowScenario {
+  kind: 'flow';
+  name: string;
+  title: string;
+  pattern: Pattern;
+  publishers: number;
+  subscribers: number;
+  qos: 0 | 1;
+  payload: number;
+  /** 0: as fast as allowed. */
+  rate: number;
+}
+
+interface IdleScenario {
+  kind: 'idle';
+  name: string;
+  title: string;
+  connections: number;
+}
+
+type Scenario = FlowScenario | IdleScenario;
+
+function sizeName(bytes: number): string {
+  return bytes >= 1024 && bytes % 1024 === 0 ? `${bytes / 1024}KiB` : `${bytes}B`;
+}
+
+function scenarios(o: Options): Scenario[] {
+  const out: Scenario[] = [];
+  const flows: [string, Pattern, number, number, number, string][] = [
+    ['fan-in', 'fan-in', o.fanIn, 1, 0, `${o.fanIn} publishers → 1 subscriber (bench/in/+), max rate`],
+    ['fan-out', 'fan-out', 1, o.fanOut, 0, `1 publisher → ${o.fanOut} subscribers, max rate, deliveries/s`],
+    [
+      'pairs-lat',
+      'pairs',
+      o.pairs,
+      o.pairs,
+      o.rate,
+      `${o.pairs} pairs, paced at ${formatRate(o.rate)}msg/s in total, end-to-end latency`,
+    ],
+    ['pairs-max', 'pairs', o.pairs, o.pairs, 0, `${o.pairs} pairs, one topic each, max rate`],
+  ];
+  for (const [base, pattern, publishers, subscribers, rate, title] of flows) {
+    for (const qos of [0, 1] as const) {
+      for (const payload of o.payloads) {
+        const name = `${base}/q${qos}/${sizeName(payload)}`;
+        const window = qos === 1 ? `, window ${o.window}` : '';
+        out.push({
+          kind: 'flow',
+          name,
+          title: `${title}; QoS ${qos}, ${payload} B payload${window}`,
+          pattern,
+          publishers,
+          subscribers,
+          qos,
+          payload,
+          rate,
+        });
+      }
+    }
+  }
+  for (const n of o.idle) {
+    out.push({
+      kind: 'idle',
+      name: `idle/${n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : n}`,
+      title: `${n} idle connections (CONNECT, keep-alive 600 s), ${o.concurrency} connecting at a time`,
+      connections: n,
+    });
+  }
+  return o.only.length === 0 ? out : out.filter((s) => o.only.some((f) => s.name.includes(f)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: bookkeeping, so that nothing outlives the benchmark
+
+const children = new Set<ChildProcess>();
+const brokerPids = new Set<number>();
+const tempDirs = new Set<string>();
+
+function killEverything(): void {
+  for (const pid of brokerPids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+  brokerPids.clear();
+  for (const c of children) {
+    try {
+      c.kill('SIGKILL');
+    } catch {}
+  }
+  children.clear();
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+process.on('exit', killEverything);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    console.error(`\n${sig}: stopping`);
+    killEverything();
+    process.exit(130);
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timeout after ${(ms / 1000).toFixed(1)} s: ${what}`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, HOST, () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function probe(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: HOST, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU seconds (user + system) used by `pid` so far. */
+function procCpu(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/**
+ * Microseconds some runnable task has waited for a CPU, machine-wide (Linux PSI), or NaN.
+ * Its rate is a noise indicator: on a shared machine other work competes with both the
+ * broker and the generator, and every throughput figure drops with it.
+ */
+function cpuPressureUs(): number {
+  try {
+    const m = /some .*total=(\d+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
+    return m === null ? Number.NaN : Number(m[1]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Resident set size of `pid` in bytes. */
+function procRss(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+)\s+kB/.exec(status);
+  return m === null ? Number.NaN : Number(m[1]) * 1024;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Brokers
+
+/**
+ * Runs a command with a raised fd limit, prints its pid, and kills it when our end of its
+ * stdin closes (that is, when this process dies, however it dies).
+ */
+const WRAPPER = `
+ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+exec 3<&0
+"$@" </dev/null 3<&- &
+pid=$!
+echo "pid $pid"
+( while read -r -u 3 _; do :; done; kill -KILL "$pid" 2>/dev/null ) &
+watcher=$!
+wait "$pid"
+rc=$?
+kill "$watcher" 2>/dev/null
+exit $rc
+`;
+
+const CICADA_MAIN = join(root, 'dist', 'src', 'cli', 'main.js');
+const AEDES_SERVER = join(root, 'dist', 'bench', 'aedes-server.js');
+const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/bin/mosquitto'].find(existsSync);
+
+/** Why a broker cannot run here, or undefined when it can. */
+function unavailable(name: BrokerName): string | undefined {
+  switch (name) {
+    case 'cicada':
+      return existsSync(CICADA_MAIN)
+        ? undefined
+        : 'Cicada CLI not built yet (dist/src/cli/main.js is missing): skipped';
+    case 'aedes':
+      if (!existsSync(AEDES_SERVER)) return 'dist/bench/aedes-server.js missing (build first): skipped';
+      return existsSync(join(root, 'node_modules', 'aedes')) ? undefined : 'aedes not installed: skipped';
+    case 'mosquitto':
+      return MOSQUITTO === undefined
+        ? 'mosquitto binary not found (apt-get install mosquitto): skipped'
+        : undefined;
+  }
+}
+
+function mosquittoConf(o: Options, port: number, dir: string): string {
+  const lines = [
+    `listener ${port} ${HOST}`,
+    'allow_anonymous true',
+    'set_tcp_nodelay true',
+    `max_inflight_messages ${o.inflight}`,
+    `max_queued_messages ${o.mosquittoQueue}`,
+    'max_queued_bytes 0',
+    'max_connections -1',
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    'connection_messages false',
+  ];
+  if (o.mosquittoPersistence) {
+    lines.push('persistence true', `persistence_location ${dir}/`, 'autosave_interval 1');
+  } else {
+    lines.push('persistence false');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function brokerCommand(name: BrokerName, o: Options, port: number, dir: string): string[] {
+  switch (name) {
+    case 'cicada': {
+      const args = [
+        process.execPath,
+        CICADA_MAIN,
+        '--listen',
+        `mqtt://${HOST}:${port}`,
+        '--log-level',
+        'warn',
+      ];
+      if (o.memory) args.push('--memory');
+      if (o.cicadaConfig === 'auto') {
+        const conf = join(dir, 'cicada.json');
+        const mqtt = o.inflight > 0 ? { maxInflightMessages: Math.min(o.inflight, 65_535) } : {};
+        const broker = { maxQueuedMessages: Math.max(1, o.mosquittoQueue || Number.MAX_SAFE_INTEGER) };
+        writeFileSync(conf, `${JSON.stringify({ broker, mqtt }, null, 2)}\n`);
+        args.push('--config', conf);
+      } else if (o.cicadaConfig !== 'none') {
+        args.push('--config', resolve(o.cicadaConfig));
+      }
+      return [...args, ...o.cicadaArgs];
+    }
+    case 'aedes':
+      return [process.execPath, AEDES_SERVER, '--port', String(port), '--host', HOST];
+    case 'mosquitto': {
+      const conf = join(dir, 'mosquitto.conf');
+      writeFileSync(conf, mosquittoConf(o, port, dir));
+      return [MOSQUITTO!, '-c', conf];
+    }
+  }
+}
+
+class Broker {
+  pid = 0;
+  port = 0;
+  private wrapper: ChildProcess | undefined;
+  private dir = '';
+  private output = '';
+  exited: string | undefined;
+
+  constructor(readonly name: BrokerName) {}
+
+  /** The last lines the broker printed, for error messages. */
+  tail(): string {
+    const lines = this.output.trim().split('\n').slice(-8);
+    return lines.join('\n').trim();
+  }
+
+  private collect(chunk: Buffer): void {
+    this.output = (this.output + chunk.toString('utf8')).slice(-4000);
+  }
+
+  async start(o: Options): Promise<void> {
+    this.port = await freePort();
+    this.dir = mkdtempSync(join(tmpdir(), `cicada-bench-${this.name}-`));
+    tempDirs.add(this.dir);
+    const argv = brokerCommand(this.name, o, this.port, this.dir);
+    const w = spawn('bash', ['-c', WRAPPER, 'bench-broker', ...argv], {
+      cwd: root,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.wrapper = w;
+    children.add(w);
+    w.stderr!.on('data', (c: Buffer) => this.collect(c));
+    const gotPid = new Promise<number>((resolve, reject) => {
+      let head = '';
+      const onData = (c: Buffer): void => {
+        if (this.pid !== 0) {
+          this.collect(c);
+          return;
+        }
+        head += c.toString('utf8');
+        const m = /^pid (\d+)\n/.exec(head);
+        if (m !== null) {
+          this.pid = Number(m[1]);
+          brokerPids.add(this.pid);
+          this.collect(Buffer.from(head.slice(m[0].length)));
+          resolve(this.pid);
+        }
+      };
+      w.stdout!.on('data', onData);
+      w.once('exit', () => reject(new Error('wrapper exited before starting the broker')));
+    });
+    w.once('exit', (code, signal) => {
+      this.exited = `exited (${signal ?? `code ${code}`})`;
+      children.delete(w);
+      if (this.pid !== 0) brokerPids.delete(this.pid);
+    });
+    w.on('error', (err) => {
+      this.exited = `spawn failed: ${err.message}`;
+    });
+    await withTimeout(gotPid, 5000, `${this.name}: starting`);
+    const t0 = Date.now();
+    for (;;) {
+      if (this.exited !== undefined)
+        throw new Error(`${this.name} ${this.exited}: ${this.tail() || '(no output)'}`);
+      if (await probe(this.port)) return;
+      if (Date.now() - t0 > 15_000) {
+        throw new Error(
+          `${this.name} not listening on ${this.port} after 15 s: ${this.tail() || '(no output)'}`,
+        );
+      }
+      await sleep(50);
+    }
+  }
+
+  alive(): void {
+    if (this.exited !== undefined || this.pid === 0) {
+      throw new Error(`${this.name} ${this.exited ?? 'not running'}: ${this.tail() || '(no output)'}`);
+    }
+  }
+
+  cpu(): number {
+    this.alive();
+    return procCpu(this.pid);
+  }
+
+  rss(): number {
+    this.alive();
+    return procRss(this.pid);
+  }
+
+  async stop(): Promise<void> {
+    const w = this.wrapper;
+    if (w !== undefined && this.exited === undefined) {
+      const gone = new Promise<void>((r) => w.once('exit', () => r()));
+      // Never process.kill(0): that would signal our own process group.
+      const signal = (sig: NodeJS.Signals): void => {
+        try {
+          if (this.pid > 0) process.kill(this.pid, sig);
+          else w.kill(sig);
+        } catch {}
+      };
+      signal('SIGTERM');
+      const ok = await Promise.race([gone.then(() => true), sleep(2000).then(() => false)]);
+      if (!ok) {
+        signal('SIGKILL');
+        w.stdin?.destroy();
+        await Promise.race([gone, sleep(2000)]);
+        w.kill('SIGKILL');
+      }
+    }
+    if (this.pid !== 0) brokerPids.delete(this.pid);
+    rmSync(this.dir, { recursive: true, force: true });
+    tempDirs.delete(this.dir);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The load generator process
+
+class Loadgen {
+  private readonly proc: ChildProcess;
+  private waiting:
+    | { type: string; resolve: (m: FromLoadgen) => void; reject: (e: Error) => void }
+    | undefined;
+  private exited: string | undefined;
+  private hello: Promise<void>;
+  private stderr = '';
+
+  constructor() {
+    const script = join(root, 'dist', 'bench', 'loadgen.js');
+    this.proc = spawn(
+      'bash',
+      [
+        '-c',
+        `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`,
+        process.execPath,
+        script,
+      ],
+      { cwd: root, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] },
+    );
+    children.add(this.proc);
+    // Kept for error messages, and passed through.
+    this.proc.stderr!.on('data', (c: Buffer) => {
+      process.stderr.write(c);
+      this.stderr = (this.stderr + c.toString('utf8')).slice(-2000);
+    });
+    this.hello = withTimeout(
+      new Promise<void>((resolve, reject) => {
+        this.proc.once('message', () => resolve());
+        this.proc.once('exit', () => setImmediate(() => reject(new Error(this.exited))));
+      }),
+      15_000,
+      'load generator start',
+    );
+    this.hello.catch(() => {});
+    this.proc.on('message', (m: FromLoadgen) => {
+      const w = this.waiting;
+      if (w === undefined) return;
+      if (m.type === 'error') {
+        this.waiting = undefined;
+        w.reject(new Error(`load generator: ${m.message}`));
+      } else if (m.type === w.type) {
+        this.waiting = undefined;
+        w.resolve(m);
+      }
+    });
+    this.proc.on('exit', (code, signal) => {
+      children.delete(this.proc);
+      const lines = this.stderr.trim().split('\n');
+      const tail = lines.find((l) => /Error/.test(l)) ?? lines.at(-1) ?? '';
+      this.exited = `load generator exited (${signal ?? `code ${code}`})${tail ? `: ${tail}` : ''}`;
+      this.waiting?.reject(new Error(this.exited));
+      this.waiting = undefined;
+    });
+  }
+
+  /** Resolves once the generator is listening for commands. */
+  started(): Promise<void> {
+    return this.hello;
+  }
+
+  send(msg: ToLoadgen): void {
+    if (this.exited !== undefined) throw new Error(this.exited);
+    this.proc.send(msg);
+  }
+
+  /** Sends `msg` and waits for the reply of type `type`. */
+  request<T extends FromLoadgen>(msg: ToLoadgen, type: T['type'], timeoutMs: number): Promise<T> {
+    const reply = new Promise<T>((resolve, reject) => {
+      if (this.exited !== undefined) {
+        reject(new Error(this.exited));
+        return;
+      }
+      this.waiting = { type, resolve: resolve as (m: FromLoadgen) => void, reject };
+    });
+    this.send(msg);
+    return withTimeout(reply, timeoutMs, `load generator: ${msg.type}`);
+  }
+
+  async close(): Promise<void> {
+    if (this.exited !== undefined) return;
+    const gone = new Promise<void>((r) => this.proc.once('exit', () => r()));
+    try {
+      this.proc.send({ type: 'close' } satisfies ToLoadgen);
+    } catch {}
+    const ok = await Promise.race([gone.then(() => true), sleep(3000).then(() => false)]);
+    if (!ok) this.proc.kill('SIGKILL');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+interface FlowResult {
+  kind: 'flow';
+  round: number;
+  /** Deliveries per second (copies received by subscribers) in the window. */
+  rate: number;
+  /** PUBLISHes per second written by the publishers in the window. */
+  pubRate: number;
+  cpuPerMsgUs: number;
+  cpuPct: number;
+  genPct: number;
+  /** Share of the window in which some runnable task on the machine waited for a CPU. */
+  pressurePct: number;
+  rss: number;
+  p50: number;
+  p99: number;
+  loss: number;
+  lossPct: number;
+  expected: number;
+  received: number;
+  settled: boolean;
+  errors: number;
+  firstError: string | undefined;
+}
+
+interface IdleResult {
+  kind: 'idle';
+  round: number;
+  connected: number;
+  failed: number;
+  connRate: number;
+  rssPerConn: number;
+  rssBefore: number;
+  rssAfter: number;
+  cpuPerConnUs: number;
+  genPct: number;
+  firstError: string | undefined;
+}
+
+type RunResult = FlowResult | IdleResult;
+
+interface CpuSnap {
+  gen: SnapReply;
+  broker: number;
+  pressureUs: number;
+}
+
+/** Generator counters, with the broker's CPU read on both sides of the round trip. */
+async function snapshot(g: Loadgen, b: Broker, record: boolean): Promise<CpuSnap> {
+  const before = b.cpu();
+  const gen = await g.request<SnapReply>({ type: 'snap', record }, 'snap', 10_000);
+  const after = b.cpu();
+  return { gen, broker: (before + after) / 2, pressureUs: cpuPressureUs() };
+}
+
+let runCounter = 0;
+
+async function runFlow(
+  s: FlowScenario,
+  b: Broker,
+  g: Loadgen,
+  o: Options,
+  round: number,
+): Promise<FlowResult> {
+  const spec: LoadSpec = {
+    host: HOST,
+    port: b.port,
+    pattern: s.pattern,
+    publishers: s.publishers,
+    subscribers: s.subscribers,
+    qos: s.qos,
+    payload: s.payload,
+    rate: s.rate,
+    window: o.window,
+    window0: o.window0,
+    fullDecode: o.fullDecode,
+    clientPrefix: `b${process.pid % 1000}r${runCounter++}`,
+    drainMs: o.drainMs,
+  };
+  await g.request({ type: 'setup', spec }, 'ready', 30_000);
+  g.send({ type: 'start' });
+  await sleep(o.warmupMs);
+  const a = await snapshot(g, b, true);
+  await sleep(o.durationMs);
+  const z = await snapshot(g, b, false);
+  const rss = b.rss();
+  const fin = await g.request<FinalReply>({ type: 'stop' }, 'final', o.drainMs + 10_000);
+  b.alive();
+  const dt = (z.gen.t - a.gen.t) / 1000;
+  const delivered = z.gen.received - a.gen.received;
+  const cpu = z.broker - a.broker;
+  const loss = Math.max(0, fin.expected - fin.received);
+  return {
+    kind: 'flow',
+    round,
+    rate: delivered / dt,
+    pubRate: (z.gen.sent - a.gen.sent) / dt,
+    cpuPerMsgUs: delivered > 0 ? (cpu * 1e6) / delivered : Number.NaN,
+    cpuPct: (cpu / dt) * 100,
+    genPct: ((z.gen.cpuUs - a.gen.cpuUs) / 1e6 / dt) * 100,
+    pressurePct: ((z.pressureUs - a.pressureUs) / 1e6 / dt) * 100,
+    rss,
+    p50: fin.latency?.p50 ?? Number.NaN,
+    p99: fin.latency?.p99 ?? Number.NaN,
+    loss,
+    lossPct: fin.expected > 0 ? (loss / fin.expected) * 100 : 0,
+    expected: fin.expected,
+    received: fin.received,
+    settled: fin.settled,
+    errors: fin.errors,
+    firstError: fin.firstError,
+  };
+}
+
+async function runIdle(
+  s: IdleScenario,
+  b: Broker,
+  g: Loadgen,
+  o: Options,
+  round: number,
+): Promise<IdleResult> {
+  await sleep(200);
+  const rssBefore = b.rss();
+  const cpuBefore = b.cpu();
+  const spec = {
+    host: HOST,
+    port: b.port,
+    connections: s.connections,
+    concurrency: o.concurrency,
+    clientPrefix: `b${process.pid % 1000}r${runCounter++}i`,
+    keepAlive: 600,
+  };
+  const done = await g.request<IdleReply>(
+    { type: 'idle', spec },
+    'idle-done',
+    Math.max(60_000, s.connections * 10),
+  );
+  const cpuAfter = b.cpu();
+  // Let the broker finish whatever connection setup it defers, then read its memory.
+  await sleep(500);
+  const rssAfter = b.rss();
+  const n = Math.max(1, done.connected);
+  return {
+    kind: 'idle',
+    round,
+    connected: done.connected,
+    failed: done.failed,
+    connRate: done.connected / (done.ms / 1000),
+    rssPerConn: (rssAfter - rssBefore) / n,
+    rssBefore,
+    rssAfter,
+    cpuPerConnUs: ((cpuAfter - cpuBefore) * 1e6) / n,
+    genPct: (done.cpuUs / 1000 / done.ms) * 100,
+    firstError: done.firstError,
+  };
+}
+
+async function runOne(s: Scenario, name: BrokerName, o: Options, round: number): Promise<RunResult> {
+  const b = new Broker(name);
+  let g: Loadgen | undefined;
+  try {
+    // Both start at once: Node's start-up is a good part of a short run.
+    g = new Loadgen();
+    await Promise.all([b.start(o), g.started()]);
+    return s.kind === 'flow' ? await runFlow(s, b, g, o, round) : await runIdle(s, b, g, o, round);
+  } finally {
+    await g?.close();
+    await b.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
+type Results = Map<BrokerName, (RunResult | { kind: 'error'; round: number; message: string })[]>;
+
+const fmtRange = (xs: number[], f: (x: number) => string): string =>
+  xs.length === 0 ? '–' : xs.length === 1 ? f(xs[0]!) : `${f(median(xs))} [${f(min(xs))}–${f(max(xs))}]`;
+const rateF = (x: number): string => formatRate(x).replace(' ', '');
+const us = (x: number): string => (Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toPrecision(3)) : '–');
+const count = (x: number): string => (x < 1000 ? String(Math.round(x)) : rateF(x));
+const pct = (x: number): string => `${x.toFixed(0)}%`;
+const ms = (x: number): string => (Number.isFinite(x) ? formatMs(x).replace(' ', '') : '–');
+
+/** The scenario's headline figure, and whether higher is better. */
+function headline(s: Scenario): { label: string; value: (r: RunResult) => number; higher: boolean } {
+  if (s.kind === 'idle') {
+    return { label: 'RSS/conn', value: (r) => (r as IdleResult).rssPerConn, higher: false };
+  }
+  if (s.rate > 0) return { label: 'CPU µs/msg', value: (r) => (r as FlowResult).cpuPerMsgUs, higher: false };
+  return {
+    label: s.pattern === 'fan-out' ? 'deliveries/s' : 'msg/s',
+    value: (r) => (r as FlowResult).rate,
+    higher: true,
+  };
+}
+
+/** Per-round ratios of the headline figure, `name` over `ref`, for rounds where both ran. */
+function roundRatios(s: Scenario, results: Results, name: BrokerName, ref: BrokerName): number[] {
+  const h = headline(s);
+  const mine = results.get(name) ?? [];
+  const theirs = results.get(ref) ?? [];
+  const out: number[] = [];
+  for (const r of mine) {
+    if (r.kind === 'error') continue;
+    const other = theirs.find((t) => t.round === r.round && t.kind !== 'error') as RunResult | undefined;
+    if (other === undefined) continue;
+    const ratio = h.value(r) / h.value(other);
+    if (Number.isFinite(ratio)) out.push(ratio);
+  }
+  return out;
+}
+
+function ratioCell(xs: number[]): string {
+  if (xs.length === 0) return '–';
+  if (xs.length === 1) return formatRatio(xs[0]!);
+  return `${formatRatio(median(xs))} [${min(xs).toFixed(2)}–${max(xs).toFixed(2)}]`;
+}
+
+function printScenario(s: Scenario, results: Results, brokers: BrokerName[], drainMs: number): void {
+  const h = headline(s);
+  const drainNote = `${(drainMs / 1000).toFixed(0)} s`;
+  const pressure: number[] = [];
+  const refs = (['mosquitto', 'aedes'] as BrokerName[]).filter((r) => brokers.includes(r));
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  let genBound = false;
+  for (const name of brokers) {
+    const all = results.get(name) ?? [];
+    const ok = all.filter((r): r is RunResult => r.kind !== 'error');
+    for (const r of all) if (r.kind === 'error') notes.push(`${name} round ${r.round + 1}: ${r.message}`);
+    const ratioCells = refs.map((ref) => (ref === name ? '' : ratioCell(roundRatios(s, results, name, ref))));
+    if (ok.length === 0) {
+      const what = all.length === 0 ? 'skipped' : 'failed';
+      rows.push([name, what, ...Array(s.kind === 'flow' ? 7 : 5).fill(''), ...ratioCells]);
+      continue;
+    }
+    if (s.kind === 'flow') {
+      const fr = ok as FlowResult[];
+      const gen = median(fr.map((r) => r.genPct));
+      if (gen >= 90) genBound = true;
+      const lossMax = max(fr.map((r) => r.lossPct));
+      const loss =
+        lossMax === 0
+          ? '0'
+          : `${median(fr.map((r) => r.lossPct)).toPrecision(2)}% (max ${lossMax.toPrecision(2)}%, ${count(max(fr.map((r) => r.loss)))})`;
+      const errs = fr.reduce((a, r) => a + r.errors, 0);
+      if (errs > 0)
+        notes.push(`${name}: ${errs} client errors (${fr.find((r) => r.firstError)?.firstError})`);
+      const unsettled = fr.filter((r) => !r.settled).length;
+      if (unsettled > 0) {
+        notes.push(
+          `${name}: ${unsettled} round(s) ended with copies undelivered ` +
+            `(no delivery for 1 s after the publishers stopped, or ${drainNote} passed)`,
+        );
+      }
+      if (
+        s.rate > 0 &&
+        median(fr.map((r) => r.rate)) < s.rate * (s.pattern === 'pairs' ? 1 : s.subscribers) * 0.95
+      ) {
+        notes.push(
+          `${name}: did not sustain the offered ${formatRate(s.rate)}msg/s (latency includes the backlog)`,
+        );
+      }
+      pressure.push(...fr.map((r) => r.pressurePct));
+      rows.push([
+        name,
+        fmtRange(
+          fr.map((r) => r.rate),
+          rateF,
+        ),
+        fmtRange(
+          fr.map((r) => r.cpuPerMsgUs),
+          us,
+        ),
+        pct(median(fr.map((r) => r.cpuPct))),
+        `${pct(gen)}${gen >= 90 ? '*' : ''}`,
+        formatBytes(median(fr.map((r) => r.rss))).replace(' ', ''),
+        ms(median(fr.map((r) => r.p50))),
+        ms(median(fr.map((r) => r.p99))),
+        loss,
+        ...ratioCells,
+      ]);
+    } else {
+      const ir = ok as IdleResult[];
+      const idleGen = median(ir.map((r) => r.genPct));
+      if (idleGen >= 90) genBound = true;
+      const failed = ir.reduce((a, r) => a + r.failed, 0);
+      if (failed > 0)
+        notes.push(`${name}: ${failed} connections failed (${ir.find((r) => r.firstError)?.firstError})`);
+      rows.push([
+        name,
+        fmtRange(
+          ir.map((r) => r.rssPerConn),
+          (x) => formatBytes(Math.round(x)).replace(' ', ''),
+        ),
+        fmtRange(
+          ir.map((r) => r.connRate),
+          rateF,
+        ),
+        fmtRange(
+          ir.map((r) => r.cpuPerConnUs),
+          us,
+        ),
+        `${pct(idleGen)}${idleGen >= 90 ? '*' : ''}`,
+        formatBytes(median(ir.map((r) => r.rssAfter))).replace(' ', ''),
+        String(Math.round(median(ir.map((r) => r.connected)))),
+        ...ratioCells,
+      ]);
+    }
+  }
+  const refHeads = refs.map(
+    (r) => `${h.label === 'msg/s' || h.label === 'deliveries/s' ? 'rate' : h.label} vs ${r}`,
+  );
+  const header =
+    s.kind === 'flow'
+      ? [
+          'broker',
+          s.pattern === 'fan-out' ? 'deliveries/s' : 'msg/s',
+          'CPU µs/msg',
+          'CPU',
+          'gen',
+          'RSS',
+          'p50',
+          'p99',
+          'loss',
+          ...refHeads,
+        ]
+      : ['broker', 'RSS/conn', 'conn/s', 'CPU µs/conn', 'gen', 'RSS', 'connected', ...refHeads];
+  const align = header.map((_, i) => (i === 0 ? 'left' : 'right')) as ('left' | 'right')[];
+  console.log(`\n${s.name} — ${s.title}`);
+  console.log(renderTable(header, rows, align));
+  if (genBound) notes.push('* the load generator used ≥ 90% of a core: that figure may be generator-bound');
+  const psi = median(pressure.filter(Number.isFinite));
+  if (psi >= 10) {
+    notes.push(
+      `CPU pressure ${psi.toFixed(0)}% (median): other tasks competed for the CPUs; throughput is noisy, CPU µs/msg less so`,
+    );
+  }
+  for (const n of notes) console.log(`  note: ${n}`);
+}
+
+function printSummary(all: { s: Scenario; results: Results }[], brokers: BrokerName[]): void {
+  const pairs: [BrokerName, BrokerName][] = [];
+  for (let i = 0; i < brokers.length; i++) {
+    for (let j = i + 1; j < brokers.length; j++) pairs.push([brokers[i]!, brokers[j]!]);
+  }
+  const rows = all.map(({ s, results }) => {
+    const h = headline(s);
+    const cells = brokers.map((b) => {
+      const ok = (results.get(b) ?? []).filter((r): r is RunResult => r.kind !== 'error');
+      if (ok.length === 0) return '–';
+      const v = median(ok.map(h.value));
+      if (s.kind === 'idle') return formatBytes(Math.round(v)).replace(' ', '');
+      return h.higher ? rateF(v) : us(v);
+    });
+    const ratios = pairs.map(([a, b]) => {
+      const xs = roundRatios(s, results, a, b);
+      return xs.length === 0 ? '–' : formatRatio(median(xs));
+    });
+    return [s.name, `${h.label}${h.higher ? ' ↑' : ' ↓'}`, ...cells, ...ratios];
+  });
+  console.log('\nSummary (medians; ratios are medians of per-round ratios)');
+  console.log(
+    renderTable(['scenario', 'metric', ...brokers, ...pairs.map(([a, b]) => `${a}/${b}`)], rows, [
+      'left',
+      'left',
+      ...brokers.map(() => 'right' as const),
+      ...pairs.map(() => 'right' as const),
+    ]),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+function mosquittoVersion(): string {
+  if (MOSQUITTO === undefined) return 'not installed';
+  try {
+    execFileSync(MOSQUITTO, ['-h'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const out = String((err as { stdout?: string }).stdout ?? '');
+    const m = /mosquitto version (\S+)/.exec(out);
+    if (m !== null) return m[1]!;
+  }
+  return 'unknown';
+}
+
+function aedesVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(join(root, 'node_modules', 'aedes', 'package.json'), 'utf8'));
+    return String(pkg.version);
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function main(): Promise<void> {
+  let o: Options;
+  try {
+    o = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(2);
+  }
+  if (!existsSync(join(root, 'dist', 'bench', 'loadgen.js'))) {
+    console.error('dist/bench/loadgen.js is missing: build first (npx tsc -p tsconfig.json)');
+    process.exit(2);
+  }
+  const list = scenarios(o);
+  if (list.length === 0) {
+    console.error(`no scenario matches --only ${o.only.join(',')}`);
+    process.exit(2);
+  }
+  const brokers: BrokerName[] = [];
+  console.log('Cicada broker load benchmark');
+  console.log(
+    `node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}; aedes ${aedesVersion()}, mosquitto ${mosquittoVersion()}`,
+  );
+  for (const b of o.brokers) {
+    const why = unavailable(b);
+    if (why === undefined) brokers.push(b);
+    else console.log(`note: ${why}`);
+  }
+  if (brokers.length === 0) {
+    console.error('no broker to run');
+    process.exit(2);
+  }
+  const flows = list.filter((s) => s.kind === 'flow').length;
+  const idles = list.filter((s): s is IdleScenario => s.kind === 'idle');
+  const estimate =
+    brokers.length *
+    (o.rounds * flows * ((o.durationMs + o.warmupMs) / 1000 + 0.7) +
+      o.idleRounds * idles.reduce((a, s) => a + 3 + s.connections / 1500, 0));
+  const cicadaLine = [
+    o.cicadaConfig === 'auto' ? '--config (generated: the limits above)' : '',
+    o.cicadaConfig !== 'auto' && o.cicadaConfig !== 'none' ? `--config ${o.cicadaConfig}` : '',
+    o.memory ? '--memory' : '',
+    ...o.cicadaArgs,
+  ]
+    .filter((x) => x !== '')
+    .join(' ');
+  console.log(
+    `brokers: ${brokers.join(', ')}; ${list.length} scenario(s), ${o.rounds} round(s) ` +
+      `(idle: ${o.idleRounds}); ${o.warmupMs / 1000} s warm-up + ${o.durationMs / 1000} s measured per run`,
+  );
+  console.log(
+    `load: QoS 1 window ${o.window} per publisher; QoS 0 max-rate window ${o.window0 || 'off'} in total, end to end`,
+  );
+  console.log(
+    `limits: ${o.inflight || 'unlimited'} QoS 1 in flight and ${o.mosquittoQueue || 'unlimited'} queued per client ` +
+      `(mosquitto${brokers.includes('cicada') && o.cicadaConfig === 'auto' ? ' and cicada' : ''}; aedes has no limits); ` +
+      `mosquitto persistence ${o.mosquittoPersistence ? 'on' : 'off'}`,
+  );
+  if (brokers.includes('cicada')) console.log(`cicada: ${cicadaLine || '(defaults)'}`);
+  console.log(`estimated time: ~${Math.ceil(estimate / 60)} min`);
+
+  const failures = new Map<BrokerName, number>();
+  const all: { s: Scenario; results: Results }[] = [];
+  const json: unknown[] = [];
+  for (const s of list) {
+    const results: Results = new Map();
+    const rounds = s.kind === 'idle' ? o.idleRounds : o.rounds;
+    for (let round = 0; round < rounds; round++) {
+      // Rotate the order so that no broker always runs first (or last) in a round.
+      const order = brokers.map((_, i) => brokers[(i + round) % brokers.length]!);
+      for (const name of order) {
+        if ((failures.get(name) ?? 0) >= 3) continue;
+        let started = Date.now();
+        let entry: RunResult | { kind: 'error'; round: number; message: string } | undefined;
+        // One retry: on a shared machine a run can fail for reasons of its own (a rebuild
+        // of dist/ underneath it, a port taken between probe and bind).
+        for (let attempt = 0; entry === undefined; attempt++) {
+          try {
+            entry = await runOne(s, name, o, round);
+            failures.set(name, 0);
+          } catch (err) {
+            const message = (err as Error).message.split('\n').join(' | ');
+            if (attempt === 0) {
+              console.log(
+                `  ${s.name}  round ${round + 1}/${rounds}  ${name.padEnd(9)} failed, retrying: ${message}`,
+              );
+              started = Date.now();
+              continue;
+            }
+            entry = { kind: 'error', round, message };
+            failures.set(name, (failures.get(name) ?? 0) + 1);
+            if (failures.get(name) === 3)
+              console.log(`  note: ${name} failed 3 runs in a row: dropped from this run`);
+          }
+        }
+        if (!results.has(name)) results.set(name, []);
+        results.get(name)!.push(entry);
+        json.push({ scenario: s.name, broker: name, ...entry });
+        console.log(
+          `  ${s.name}  round ${round + 1}/${rounds}  ${name.padEnd(9)} ${progress(entry)}  (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+        );
+      }
+    }
+    printScenario(s, results, brokers, o.drainMs);
+    all.push({ s, results });
+  }
+  printSummary(all, brokers);
+  if (o.json !== undefined) {
+    writeFileSync(
+      o.json,
+      `${JSON.stringify({ options: o, node: process.version, cpus: cpus().length, results: json }, null, 2)}\n`,
+    );
+    console.log(`\nwrote ${o.json}`);
+  }
+}
+
+function progress(r: RunResult | { kind: 'error'; message: string }): string {
+  switch (r.kind) {
+    case 'error':
+      return `FAILED: ${r.message}`;
+    case 'flow':
+      return (
+        `${rateF(r.rate)}/s  CPU ${us(r.cpuPerMsgUs)} µs/msg (${pct(r.cpuPct)})  gen ${pct(r.genPct)}` +
+        `  p50 ${ms(r.p50)} p99 ${ms(r.p99)}  loss ${r.loss}${r.settled ? '' : ' (unsettled)'}` +
+        `  psi ${pct(r.pressurePct)}`
+      );
+    case 'idle':
+      return (
+        `${r.connected} conns  ${formatBytes(Math.round(r.rssPerConn))}/conn  ${rateF(r.connRate)} conn/s` +
+        `  CPU ${us(r.cpuPerConnUs)} µs/conn  gen ${pct(r.genPct)}` +
+        (r.failed > 0 ? `  ${r.failed} failed` : '')
+      );
+  }
+}
+
+main().then(
+  () => {
+    killEverything();
+    process.exit(0);
+  },
+  (err) => {
+    console.error(err);
+    killEverything();
+    process.exit(1);
+  },
+);

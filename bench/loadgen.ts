@@ -1,0 +1,800 @@
+/**
+ * The load generator of the broker load benchmark (bench/load.ts). It runs in its own
+ * process, so that it does not share a core with the broker under test, and is driven by
+ * its parent over the IPC channel:
+ *
+ *   parent ← { type: 'hello' }         listening
+ *   parent → { type: 'setup', spec }   connect subscribers (and SUBSCRIBE), then publishers
+ *   parent ← { type: 'ready' }
+ *   parent → { type: 'start' }         publishers start (as fast as allowed, or paced)
+ *   parent → { type: 'snap', record }  counters now; `record` turns latency sampling on/off
+ *   parent ← { type: 'snap', ... }
+ *   parent → { type: 'stop' }          publishers stop; wait until deliveries settle
+ *   parent ← { type: 'final', ... }    totals, loss and latency percentiles
+ *   parent → { type: 'idle', spec }    idle-connection scenario: open N connections
+ *   parent ← { type: 'idle-done', ... }
+ *   parent → { type: 'close' }         destroy every socket and exit
+ *
+ * Sockets are raw `net` sockets with Nagle off, speaking MQTT 3.1.1 (every broker under test
+ * supports it). Packets are built with Cicada's codec (`encode`, `PublishTemplate`); what
+ * arrives during the handshake is decoded with `decodeAll`. The hot receive path (PUBLISH
+ * and PUBACK) uses a minimal frame scanner that reads the fixed header, the packet
+ * identifier and the timestamp in the payload and allocates nothing, so the generator
+ * stays well ahead of the brokers; `fullDecode` routes everything through MqttDecoder
+ * instead, to compare.
+ *
+ * Payloads carry the send time (performance.now(), float64 LE) in their first 8 bytes;
+ * publisher and subscriber share this process's clock, so the end-to-end latency is a
+ * plain difference. Paced publishers stamp the *scheduled* time, so a stalled broker
+ * shows up as latency rather than as a lower offered rate (no coordinated omission).
+ */
+import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { decodeAll, encode, MqttDecoder, type Packet, PublishTemplate } from '../src/codec/mqtt/index.js';
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+export type Pattern = 'fan-in' | 'fan-out' | 'pairs';
+
+export interface LoadSpec {
+  host: string;
+  port: number;
+  pattern: Pattern;
+  publishers: number;
+  subscribers: number;
+  qos: 0 | 1;
+  payload: number;
+  /** Total offered publish rate in msg/s across all publishers; 0 for as fast as allowed. */
+  rate: number;
+  /** QoS 1: PUBLISHes a publisher may have awaiting PUBACK. */
+  window: number;
+  /**
+   * QoS 0, unpaced: PUBLISHes a publisher may have sent that have not yet reached every
+   * subscriber of its topic (an end-to-end window: TCP backpressure alone lets megabytes
+   * pile up in loopback socket buffers, which measures queueing rather than the broker).
+   */
+  window0: number;
+  fullDecode: boolean;
+  clientPrefix: string;
+  /** Longest wait for deliveries to settle after the publishers stop. */
+  drainMs: number;
+}
+
+export interface IdleSpec {
+  host: string;
+  port: number;
+  connections: number;
+  concurrency: number;
+  clientPrefix: string;
+  keepAlive: number;
+}
+
+export interface Counters {
+  /** PUBLISHes written by publishers. */
+  sent: number;
+  /** PUBACKs received by publishers (QoS 1). */
+  acked: number;
+  /** PUBLISHes received by subscribers (one per copy). */
+  received: number;
+  /** Duplicate-flagged PUBLISHes received. */
+  dups: number;
+  /** QoS 0 window: in-flight messages written off after a stall (presumed dropped by the broker). */
+  writtenOff: number;
+  errors: number;
+}
+
+export interface SnapReply extends Counters {
+  type: 'snap';
+  /** performance.now() of this process. */
+  t: number;
+  /** CPU time of this process in µs (user + system). */
+  cpuUs: number;
+}
+
+export interface LatencySummary {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+export interface FinalReply extends Counters {
+  type: 'final';
+  /** Copies the subscribers should have received: (acked for QoS 1, else sent) × copies per message. */
+  expected: number;
+  /** True when every expected copy arrived (and, for QoS 1, every PUBLISH was acknowledged). */
+  settled: boolean;
+  drainMs: number;
+  inflight: number;
+  latency: LatencySummary | undefined;
+  firstError: string | undefined;
+}
+
+export interface IdleReply {
+  type: 'idle-done';
+  connected: number;
+  failed: number;
+  ms: number;
+  /** CPU time this process used meanwhile, µs. */
+  cpuUs: number;
+  firstError: string | undefined;
+}
+
+export type ToLoadgen =
+  | { type: 'setup'; spec: LoadSpec }
+  | { type: 'start' }
+  | { type: 'snap'; record: boolean }
+  | { type: 'stop' }
+  | { type: 'idle'; spec: IdleSpec }
+  | { type: 'close' };
+
+export type FromLoadgen =
+  | { type: 'hello' }
+  | { type: 'ready'; connections: number; setupMs: number }
+  | SnapReply
+  | FinalReply
+  | IdleReply
+  | { type: 'error'; message: string };
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+const V = 4 as const;
+const counters: Counters = { sent: 0, acked: 0, received: 0, dups: 0, writtenOff: 0, errors: 0 };
+let firstError: string | undefined;
+const sockets = new Set<Socket>();
+let running = false;
+let closing = false;
+
+function noteError(message: string): void {
+  counters.errors++;
+  firstError ??= message;
+}
+
+function send(msg: FromLoadgen): void {
+  if (process.send !== undefined && process.connected) process.send(msg);
+}
+
+// Latency samples (ms), recorded only inside the measurement window. When the buffer fills,
+// every other sample is dropped and from then on only every `stride`-th arrival is kept.
+const LAT_CAP = 1 << 20;
+let lat = new Float64Array(LAT_CAP);
+let latN = 0;
+let latStride = 1;
+let latSkip = 0;
+let recording = false;
+
+function recordLatency(sentAt: number): void {
+  if (++latSkip < latStride) return;
+  latSkip = 0;
+  if (latN === LAT_CAP) {
+    for (let i = 0, j = 0; i < LAT_CAP; i += 2, j++) lat[j] = lat[i]!;
+    latN = LAT_CAP >> 1;
+    latStride *= 2;
+  }
+  lat[latN++] = performance.now() - sentAt;
+}
+
+function latencySummary(): LatencySummary | undefined {
+  if (latN === 0) return undefined;
+  const s = lat.subarray(0, latN).sort();
+  const q = (p: number): number => s[Math.min(latN - 1, Math.floor(p * latN))]!;
+  return { n: latN, p50: q(0.5), p90: q(0.9), p99: q(0.99), p999: q(0.999), max: s[latN - 1]! };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+
+type Handler = (packet: Packet) => void;
+
+/** Total size of the frame starting at `pos`, or -1 while its fixed header is incomplete. */
+function frameLength(buf: Buffer, pos: number, end: number): number {
+  let remaining = 0;
+  let mult = 1;
+  for (let i = pos + 1; i < end && i - pos <= 4; i++) {
+    const byte = buf[i]!;
+    remaining += (byte & 0x7f) * mult;
+    if ((byte & 0x80) === 0) return i + 1 - pos + remaining;
+    mult *= 128;
+  }
+  return -1;
+}
+
+/**
+ * One MQTT client connection. PUBLISH and PUBACK are handled in place by the scanner;
+ * anything else goes through `decodeAll` to `onControl`.
+ */
+class Client {
+  readonly socket: Socket;
+  private leftover: Buffer | undefined;
+  private readonly decoder: MqttDecoder | undefined;
+  private established = false;
+  onControl: Handler = () => {};
+  /** Publisher side: called with the number of PUBACKs in one chunk. */
+  onAcks: ((n: number) => void) | undefined;
+  /** Subscriber side: copies received per publisher index (from payload bytes 8–9). */
+  recv: Float64Array | undefined;
+  /** Subscriber side: called after a chunk that delivered anything. */
+  onDeliveries: (() => void) | undefined;
+  private deliveries = 0;
+  private acks = 0;
+  private ackBuf: Buffer | undefined;
+  private ackLen = 0;
+
+  constructor(host: string, port: number, fullDecode: boolean) {
+    this.socket = connect({ host, port, noDelay: true });
+    this.socket.setNoDelay(true);
+    sockets.add(this.socket);
+    if (fullDecode) this.decoder = new MqttDecoder((p) => this.onPacket(p), { protocolVersion: V });
+    this.socket.on('data', (chunk: Buffer) => {
+      try {
+        if (this.decoder !== undefined) this.decoder.feed(chunk);
+        else this.scan(chunk);
+      } catch (err) {
+        noteError(`decode: ${(err as Error).message}`);
+        this.socket.destroy();
+        return;
+      }
+      this.flushAcks();
+      if (this.deliveries > 0) {
+        this.deliveries = 0;
+        this.onDeliveries?.();
+      }
+      if (this.acks > 0) {
+        const n = this.acks;
+        this.acks = 0;
+        this.onAcks?.(n);
+      }
+    });
+    this.socket.on('error', (err) => {
+      if (this.established && !closing) noteError(err.message);
+    });
+    this.socket.on('close', () => {
+      sockets.delete(this.socket);
+      if (this.established && !closing) noteError('connection closed by broker');
+    });
+  }
+
+  /** Full-decode path: every packet as an object. */
+  private onPacket(p: Packet): void {
+    if (p.type === 'publish') {
+      const n = p.payload.length;
+      this.delivered(
+        p.dup,
+        n >= 8 ? p.payload.readDoubleLE(0) : -1,
+        n >= 10 ? p.payload.readUInt16LE(8) : -1,
+      );
+      if (p.qos === 1) this.queueAck(p.packetId!);
+    } else if (p.type === 'puback') {
+      this.acks++;
+    } else {
+      this.onControl(p);
+    }
+  }
+
+  private delivered(dup: boolean, sentAt: number, from: number): void {
+    counters.received++;
+    this.deliveries++;
+    if (this.recv !== undefined && from >= 0 && from < this.recv.length) this.recv[from]!++;
+    if (dup) counters.dups++;
+    if (recording && sentAt >= 0) recordLatency(sentAt);
+  }
+
+  private queueAck(id: number): void {
+    if (this.ackBuf === undefined || this.ackLen + 4 > this.ackBuf.length) {
+      const next = Buffer.allocUnsafe(Math.max(256, (this.ackBuf?.length ?? 0) * 2));
+      if (this.ackBuf !== undefined) this.ackBuf.copy(next, 0, 0, this.ackLen);
+      this.ackBuf = next;
+    }
+    const b = this.ackBuf;
+    b[this.ackLen] = 0x40;
+    b[this.ackLen + 1] = 2;
+    b[this.ackLen + 2] = id >> 8;
+    b[this.ackLen + 3] = id & 0xff;
+    this.ackLen += 4;
+  }
+
+  /** Sends the PUBACKs queued while handling one chunk in a single write. */
+  private flushAcks(): void {
+    if (this.ackLen === 0) return;
+    // A copy: the socket may still hold the bytes when the buffer is reused.
+    this.socket.write(Buffer.from(this.ackBuf!.subarray(0, this.ackLen)));
+    this.ackLen = 0;
+  }
+
+  /** Scanner path. A frame split across chunks is joined once, when its last byte arrives. */
+  private scan(chunk: Buffer): void {
+    let start = 0;
+    const held = this.leftover;
+    if (held !== undefined) {
+      const head = held.length >= 5 ? held : Buffer.concat([held, chunk.subarray(0, 5)]);
+      const total = frameLength(head, 0, head.length);
+      const need = total - held.length;
+      if (total < 0 || need > chunk.length) {
+        this.leftover = Buffer.concat([held, chunk]);
+        return;
+      }
+      this.leftover = undefined;
+      const frame = Buffer.concat([held, chunk.subarray(0, need)]);
+      this.frames(frame, 0, frame.length);
+      start = need;
+    }
+    const pos = this.frames(chunk, start, chunk.length);
+    if (pos < chunk.length) this.leftover = Buffer.from(chunk.subarray(pos));
+  }
+
+  /** Handles every whole frame in buf[pos, end); returns where the first incomplete one starts. */
+  private frames(buf: Buffer, pos: number, end: number): number {
+    while (pos < end) {
+      const total = frameLength(buf, pos, end);
+      if (total < 0 || pos + total > end) return pos;
+      const first = buf[pos]!;
+      const type = first >> 4;
+      const frameEnd = pos + total;
+      if (type === 3) {
+        const qos = (first >> 1) & 3;
+        let p = pos + 1;
+        while (buf[p]! & 0x80) p++;
+        p++;
+        p += 2 + ((buf[p]! << 8) | buf[p + 1]!);
+        if (qos > 0) {
+          this.queueAck((buf[p]! << 8) | buf[p + 1]!);
+          p += 2;
+        }
+        const n = frameEnd - p;
+        this.delivered(
+          (first & 8) !== 0,
+          n >= 8 ? buf.readDoubleLE(p) : -1,
+          n >= 10 ? buf.readUInt16LE(p + 8) : -1,
+        );
+      } else if (type === 4) {
+        this.acks++;
+      } else {
+        for (const packet of decodeAll(buf.subarray(pos, frameEnd), { protocolVersion: V })) {
+          this.onControl(packet);
+        }
+      }
+      pos = frameEnd;
+    }
+    return pos;
+  }
+
+  /** Connects and completes CONNECT/CONNACK. */
+  handshake(clientId: string, keepAlive: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const fail = (err: Error): void => reject(new Error(`${clientId}: ${err.message}`));
+      this.socket.once('connect', () => {
+        this.socket.write(
+          encode({ type: 'connect', protocolVersion: V, clean: true, keepAlive, clientId }, V),
+        );
+      });
+      this.socket.once('error', fail);
+      this.socket.once('close', () => fail(new Error('closed during handshake')));
+      this.onControl = (p) => {
+        if (p.type !== 'connack') return;
+        this.established = true;
+        if (p.reasonCode !== 0) reject(new Error(`${clientId}: CONNACK return code ${p.reasonCode}`));
+        else resolve();
+      };
+    });
+  }
+
+  subscribe(filter: string, qos: 0 | 1): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.onControl = (p) => {
+        if (p.type !== 'suback') return;
+        const code = p.reasonCodes[0];
+        if (code === undefined || code >= 0x80) reject(new Error(`SUBSCRIBE ${filter} refused (${code})`));
+        else if (code !== qos) reject(new Error(`SUBSCRIBE ${filter}: granted QoS ${code}, asked ${qos}`));
+        else resolve();
+      };
+      this.socket.write(
+        encode({ type: 'subscribe', packetId: 1, subscriptions: [{ topicFilter: filter, qos }] }, V),
+      );
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishers
+
+/**
+ * One publisher. Its PUBLISH is encoded once; batches are copies with the packet identifier,
+ * the send time (payload bytes 0–7) and the publisher's index (bytes 8–9) patched in.
+ */
+class Publisher {
+  private readonly packet: Buffer;
+  private readonly idOffset: number;
+  private readonly stampOffset: number;
+  private readonly stamped: boolean;
+  private readonly tagged: boolean;
+  private nextId = 1;
+  /** PUBLISHes written. */
+  private sent = 0;
+  /** QoS 1: awaiting PUBACK. */
+  inflight = 0;
+  private waitingDrain = false;
+  private scheduled = false;
+  /** Paced mode: scheduled send times of messages not sent yet (window full). */
+  private backlog: number[] = [];
+  /** Unpaced QoS 0: the end-to-end window, or 0 for TCP backpressure only. */
+  private readonly window0: number;
+  /** QoS 0 window: messages written off as lost, and stall detection. */
+  private writtenOff = 0;
+  private lastDelivered = 0;
+  private lastChange = 0;
+  /** Messages per write when only TCP backpressure limits a QoS 0 publisher. */
+  private readonly batch: number;
+
+  constructor(
+    readonly client: Client,
+    private readonly index: number,
+    topic: string,
+    /** The subscribers that receive this publisher's messages. */
+    private readonly subs: Client[],
+    private readonly spec: LoadSpec,
+    window0: number,
+  ) {
+    const payload = Buffer.alloc(spec.payload, 'x');
+    const template = new PublishTemplate(topic, payload);
+    this.packet = template.encode(V, spec.qos === 1 ? { qos: 1, packetId: 1 } : { qos: 0 });
+    this.stampOffset = this.packet.length - payload.length;
+    this.idOffset = this.stampOffset - 2;
+    this.stamped = spec.payload >= 8;
+    this.tagged = spec.payload >= 10;
+    this.window0 = spec.qos === 0 && spec.rate <= 0 && this.tagged && subs.length > 0 ? window0 : 0;
+    this.batch = Math.max(1, Math.min(256, Math.floor(16384 / this.packet.length)));
+    client.onAcks = (n) => {
+      this.inflight -= n;
+      counters.acked += n;
+      if (running) this.refill();
+    };
+    client.socket.on('drain', () => {
+      this.waitingDrain = false;
+      if (running) this.refill();
+    });
+  }
+
+  /** Builds `n` PUBLISHes stamped `at(i)` (or now) into one buffer. */
+  private build(n: number, at?: (i: number) => number): Buffer {
+    const len = this.packet.length;
+    const out = Buffer.allocUnsafe(n * len);
+    const now = performance.now();
+    const qos1 = this.spec.qos === 1;
+    for (let i = 0, off = 0; i < n; i++, off += len) {
+      this.packet.copy(out, off);
+      if (qos1) {
+        const id = this.nextId;
+        this.nextId = id === 0xffff ? 1 : id + 1;
+        out[off + this.idOffset] = id >> 8;
+        out[off + this.idOffset + 1] = id & 0xff;
+      }
+      if (this.stamped) out.writeDoubleLE(at === undefined ? now : at(i), off + this.stampOffset);
+      if (this.tagged) out.writeUInt16LE(this.index, off + this.stampOffset + 8);
+    }
+    return out;
+  }
+
+  private write(buf: Buffer, n: number): void {
+    counters.sent += n;
+    this.sent += n;
+    if (this.spec.qos === 1) this.inflight += n;
+    if (!this.client.socket.write(buf)) this.waitingDrain = true;
+  }
+
+  /** Copies that reached every subscriber of this publisher (plus those written off). */
+  private delivered(): number {
+    let least = Number.POSITIVE_INFINITY;
+    for (const c of this.subs) {
+      const n = c.recv![this.index]!;
+      if (n < least) least = n;
+    }
+    return least + this.writtenOff;
+  }
+
+  /** Sends what the window, the socket and (when paced) the backlog allow. */
+  refill(): void {
+    if (this.spec.rate > 0) {
+      this.sendBacklog();
+      return;
+    }
+    if (this.spec.qos === 1) {
+      const n = this.spec.window - this.inflight;
+      if (n > 0) this.write(this.build(n), n);
+      return;
+    }
+    if (this.waitingDrain) return;
+    if (this.window0 > 0) {
+      const n = this.window0 - (this.sent - this.delivered());
+      if (n > 0) this.write(this.build(n), n);
+      return;
+    }
+    // QoS 0 without a window: keep the socket full, yielding every few batches.
+    for (let k = 0; k < 4 && running; k++) {
+      this.write(this.build(this.batch), this.batch);
+      if (this.waitingDrain) return;
+    }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (running) this.refill();
+    });
+  }
+
+  /**
+   * QoS 0 window: when nothing has arrived for a while with messages in flight, the broker
+   * dropped them; write them off so the publisher does not wait for them forever.
+   */
+  checkStall(now: number): void {
+    if (this.window0 === 0) return;
+    const d = this.delivered();
+    if (d !== this.lastDelivered) {
+      this.lastDelivered = d;
+      this.lastChange = now;
+      return;
+    }
+    const outstanding = this.sent - d;
+    if (outstanding > 0 && now - this.lastChange > STALL_MS) {
+      this.writtenOff += outstanding;
+      counters.writtenOff += outstanding;
+      this.lastChange = now;
+      this.refill();
+    }
+  }
+
+  /** Paced mode: a message is due at `scheduledAt`. */
+  due(scheduledAt: number): void {
+    this.backlog.push(scheduledAt);
+  }
+
+  sendBacklog(): void {
+    let n = this.backlog.length;
+    if (n === 0) return;
+    if (this.spec.qos === 1) n = Math.min(n, this.spec.window - this.inflight);
+    if (n <= 0) return;
+    const times = this.backlog;
+    this.write(
+      this.build(n, (i) => times[i]!),
+      n,
+    );
+    this.backlog = n === times.length ? [] : times.slice(n);
+  }
+}
+
+const STALL_MS = 500;
+
+// ---------------------------------------------------------------------------------------------
+// Scenario
+
+let publishers: Publisher[] = [];
+let spec: LoadSpec | undefined;
+let pacer: NodeJS.Timeout | undefined;
+let watchdog: NodeJS.Timeout | undefined;
+let kickScheduled = false;
+
+/** After deliveries: let window-limited publishers send again, once per turn of the loop. */
+function kick(): void {
+  if (kickScheduled || !running) return;
+  kickScheduled = true;
+  setImmediate(() => {
+    kickScheduled = false;
+    if (running) for (const p of publishers) p.refill();
+  });
+}
+
+interface Topology {
+  pubTopics: string[];
+  subFilters: string[];
+  /** Copies of each message: subscribers per publisher. */
+  copies: number;
+  /** Indexes of the subscribers that receive publisher i's messages. */
+  receivers: (i: number) => number[];
+}
+
+function topology(s: LoadSpec): Topology {
+  const pubTopics: string[] = [];
+  const subFilters: string[] = [];
+  const everyone = (): number[] => subFilters.map((_, j) => j);
+  switch (s.pattern) {
+    case 'fan-in':
+      for (let i = 0; i < s.publishers; i++) pubTopics.push(`bench/in/${i}`);
+      for (let i = 0; i < s.subscribers; i++) subFilters.push('bench/in/+');
+      return { pubTopics, subFilters, copies: s.subscribers, receivers: everyone };
+    case 'fan-out':
+      for (let i = 0; i < s.publishers; i++) pubTopics.push('bench/out');
+      for (let i = 0; i < s.subscribers; i++) subFilters.push('bench/out');
+      return { pubTopics, subFilters, copies: s.subscribers, receivers: everyone };
+    case 'pairs':
+      for (let i = 0; i < s.publishers; i++) {
+        pubTopics.push(`bench/pair/${i}`);
+        subFilters.push(`bench/pair/${i}`);
+      }
+      return { pubTopics, subFilters, copies: 1, receivers: (i) => [i] };
+  }
+}
+
+async function setup(s: LoadSpec): Promise<void> {
+  spec = s;
+  const t0 = performance.now();
+  const topo = topology(s);
+  const subs = await Promise.all(
+    topo.subFilters.map(async (filter, i) => {
+      const c = new Client(s.host, s.port, s.fullDecode);
+      c.recv = new Float64Array(topo.pubTopics.length);
+      c.onDeliveries = kick;
+      await c.handshake(`${s.clientPrefix}s${i}`, 600);
+      await c.subscribe(filter, s.qos);
+      return c;
+    }),
+  );
+  const window0 = s.window0 > 0 ? Math.max(10, Math.round(s.window0 / topo.pubTopics.length)) : 0;
+  publishers = await Promise.all(
+    topo.pubTopics.map(async (topic, i) => {
+      const c = new Client(s.host, s.port, s.fullDecode);
+      await c.handshake(`${s.clientPrefix}p${i}`, 600);
+      const receivers = topo.receivers(i).map((j) => subs[j]!);
+      return new Publisher(c, i, topic, receivers, s, window0);
+    }),
+  );
+  send({ type: 'ready', connections: sockets.size, setupMs: performance.now() - t0 });
+}
+
+function start(): void {
+  const s = spec!;
+  running = true;
+  watchdog = setInterval(() => {
+    const now = performance.now();
+    for (const p of publishers) p.checkStall(now);
+  }, 100);
+  if (s.rate <= 0) {
+    for (const p of publishers) p.refill();
+    return;
+  }
+  // Paced: message k of the whole stream is due at t0 + k / rate, round-robin over the
+  // publishers, so the offered load is smooth rather than one burst per publisher.
+  const t0 = performance.now();
+  const interval = 1000 / s.rate;
+  let issued = 0;
+  const tick = (): void => {
+    if (!running) return;
+    const now = performance.now();
+    const due = Math.floor((now - t0) / interval) + 1;
+    const P = publishers.length;
+    for (; issued < due; issued++) publishers[issued % P]!.due(t0 + issued * interval);
+    for (const p of publishers) p.sendBacklog();
+    pacer = setTimeout(tick, 1);
+  };
+  tick();
+}
+
+function snap(): SnapReply {
+  const cpu = process.cpuUsage();
+  return { type: 'snap', ...counters, t: performance.now(), cpuUs: cpu.user + cpu.system };
+}
+
+async function stop(): Promise<void> {
+  const s = spec!;
+  running = false;
+  recording = false;
+  if (pacer !== undefined) clearTimeout(pacer);
+  if (watchdog !== undefined) clearInterval(watchdog);
+  const { copies } = topology(s);
+  const inflight = (): number => publishers.reduce((a, p) => a + p.inflight, 0);
+  const expected = (): number => (s.qos === 1 ? counters.acked : counters.sent) * copies;
+  const t0 = performance.now();
+  let lastProgress = t0;
+  let last = -1;
+  for (;;) {
+    const done = counters.received >= expected() && (s.qos === 0 || inflight() === 0);
+    const now = performance.now();
+    const progress = counters.received + counters.acked;
+    if (progress !== last) {
+      last = progress;
+      lastProgress = now;
+    }
+    if (done || now - t0 > s.drainMs || now - lastProgress > 1000) {
+      send({
+        type: 'final',
+        ...counters,
+        expected: expected(),
+        settled: done,
+        drainMs: now - t0,
+        inflight: inflight(),
+        latency: latencySummary(),
+        firstError,
+      });
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idle connections
+
+async function idle(s: IdleSpec): Promise<void> {
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  let next = 0;
+  let connected = 0;
+  let failed = 0;
+  let failure: string | undefined;
+  const worker = async (): Promise<void> => {
+    while (next < s.connections) {
+      const i = next++;
+      const c = new Client(s.host, s.port, false);
+      try {
+        await c.handshake(`${s.clientPrefix}${i}`, s.keepAlive);
+        connected++;
+      } catch (err) {
+        failed++;
+        failure ??= (err as Error).message;
+        c.socket.destroy();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(s.concurrency, s.connections) }, worker));
+  const cpu = process.cpuUsage(cpu0);
+  send({
+    type: 'idle-done',
+    connected,
+    failed,
+    ms: performance.now() - t0,
+    cpuUs: cpu.user + cpu.system,
+    firstError: failure ?? firstError,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control
+
+function close(): void {
+  closing = true;
+  running = false;
+  for (const s of sockets) s.destroy();
+  setImmediate(() => process.exit(0));
+}
+
+process.on('message', (msg: ToLoadgen) => {
+  const fail = (err: unknown): void =>
+    send({ type: 'error', message: (err as Error).message ?? String(err) });
+  switch (msg.type) {
+    case 'setup':
+      setup(msg.spec).catch(fail);
+      break;
+    case 'start':
+      start();
+      break;
+    case 'snap':
+      if (msg.record) {
+        latN = 0;
+        latStride = 1;
+        latSkip = 0;
+        lat = lat.length === LAT_CAP ? lat : new Float64Array(LAT_CAP);
+      }
+      // Reply first, then switch, so the window's edges match the counters.
+      send(snap());
+      recording = msg.record;
+      break;
+    case 'stop':
+      stop().catch(fail);
+      break;
+    case 'idle':
+      idle(msg.spec).catch(fail);
+      break;
+    case 'close':
+      close();
+      break;
+  }
+});
+// The parent is gone: nothing left to do.
+process.on('disconnect', close);
+if (process.send === undefined) {
+  console.error('loadgen: run by bench/load.ts (needs an IPC channel)');
+  process.exit(2);
+}
+send({ type: 'hello' });
