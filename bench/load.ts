@@ -549,6 +549,8 @@ function brokerCommand(name: BrokerName, o: Options, port: number, dir: string):
     case 'cicada': {
       const args = [
         process.execPath,
+        // Extra Node flags for the broker process, e.g. CICADA_NODE_ARGS='--cpu-prof' to profile it.
+        ...(process.env.CICADA_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
         CICADA_MAIN,
         '--listen',
         `mqtt://${HOST}:${port}`,

@@ -49,8 +49,8 @@ export class MqttConnection implements ClientLink {
   connectExpiryInterval = 0;
   readonly inboundAliases = new Map<number, string>();
   outboundAliases = new OutboundAliases(0);
-  /** Inbound QoS 1/2 publishes not yet acknowledged: bounded by our Receive Maximum (MQTT-3.3.4-9). */
-  inboundUnacked = 0;
+  /** Inbound QoS 1 publishes whose PUBACK waits on the store; with the session's unreleased QoS 2 ids, bounded by our Receive Maximum (MQTT-3.3.4-9). */
+  pendingQoS1Acks = 0;
   /** Acks waiting on earlier ones: PUBACKs go out in PUBLISH order (MQTT-4.6.0-2). */
   ackChain: Promise<void> | undefined;
   pendingAcks = 0;

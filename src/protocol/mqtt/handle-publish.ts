@@ -16,14 +16,14 @@ export function handlePublish(conn: MqttConnection, packet: PublishPacket): void
   checkCapabilities(conn, packet);
 
   if (qos > 0) {
-    // MQTT-3.3.4-9: no more unacknowledged QoS 1/2 publishes than our Receive Maximum.
-    if (conn.inboundUnacked >= conn.options.receiveMaximum) {
-      throw new ProtocolViolation(ReasonCode.ReceiveMaximumExceeded, 'Receive Maximum exceeded');
-    }
     // MQTT-4.3.3-10: a QoS 2 id already received is not delivered again; just acknowledge.
     if (qos === 2 && session.inboundQoS2.has(packet.packetId!)) {
       conn.send({ type: 'pubrec', packetId: packet.packetId! });
       return;
+    }
+    // MQTT-3.3.4-9: no more QoS 1/2 publishes in progress than our Receive Maximum.
+    if (conn.pendingQoS1Acks + session.inboundQoS2.size >= conn.options.receiveMaximum) {
+      throw new ProtocolViolation(ReasonCode.ReceiveMaximumExceeded, 'Receive Maximum exceeded');
     }
   }
 
@@ -93,7 +93,7 @@ function route(conn: MqttConnection, packet: PublishPacket, message: Message): v
     if (recorded !== undefined)
       durable = durable === undefined ? recorded : Promise.all([durable, recorded]).then(() => {});
   }
-  acknowledge(conn, durable, () => {
+  acknowledge(conn, durable, packet.qos, () => {
     conn.send({ type: packet.qos === 1 ? 'puback' : 'pubrec', packetId, reasonCode });
   });
 }
@@ -106,19 +106,27 @@ function refuse(conn: MqttConnection, packet: PublishPacket): void {
   // MQTT-3.1.2-29: the reason string goes only to clients that did not opt out of problem information.
   const properties =
     conn.version === 5 ? conn.ackProperties({ reasonString: 'not authorized to publish' }) : undefined;
-  acknowledge(conn, undefined, () => conn.send({ type, packetId: packet.packetId!, reasonCode, properties }));
+  acknowledge(conn, undefined, packet.qos, () =>
+    conn.send({ type, packetId: packet.packetId!, reasonCode, properties }),
+  );
 }
 
 /**
  * Sends an acknowledgement once `durable` resolves, never before an earlier one
  * (MQTT-4.6.0-2). The common case, nothing to wait for and nothing queued, sends at once.
  */
-function acknowledge(conn: MqttConnection, durable: Promise<void> | undefined, send: () => void): void {
+function acknowledge(
+  conn: MqttConnection,
+  durable: Promise<void> | undefined,
+  qos: number,
+  send: () => void,
+): void {
   if (durable === undefined && conn.pendingAcks === 0) {
     send();
     return;
   }
-  conn.inboundUnacked++;
+  const counted = qos === 1 ? 1 : 0;
+  conn.pendingQoS1Acks += counted;
   conn.pendingAcks++;
   const previous = conn.ackChain ?? Promise.resolve();
   conn.ackChain = previous
@@ -126,13 +134,13 @@ function acknowledge(conn: MqttConnection, durable: Promise<void> | undefined, s
     .then(
       () => {
         conn.pendingAcks--;
-        conn.inboundUnacked--;
+        conn.pendingQoS1Acks -= counted;
         if (conn.pendingAcks === 0) conn.ackChain = undefined;
         send();
       },
       (error: unknown) => {
         conn.pendingAcks--;
-        conn.inboundUnacked--;
+        conn.pendingQoS1Acks -= counted;
         // Not durable: no acknowledgement, so the client resends after reconnecting.
         conn.fail(error);
       },
@@ -143,5 +151,7 @@ function acknowledge(conn: MqttConnection, durable: Promise<void> | undefined, s
 export function handlePubrel(conn: MqttConnection, packet: PubrelPacket): void {
   const known = conn.broker.releasedQoS2(conn.session!, packet.packetId);
   const reasonCode = known || conn.version < 5 ? 0 : ReasonCode.PacketIdentifierNotFound;
-  acknowledge(conn, undefined, () => conn.send({ type: 'pubcomp', packetId: packet.packetId, reasonCode }));
+  acknowledge(conn, undefined, 0, () =>
+    conn.send({ type: 'pubcomp', packetId: packet.packetId, reasonCode }),
+  );
 }
