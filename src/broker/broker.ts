@@ -45,6 +45,12 @@ export interface BrokerOptions {
   maximumQoS?: QoS;
   /** Whether retained messages are supported (MQTT 3.2.2.3.5). Default true. */
   retainAvailable?: boolean;
+  /** Whether filters may contain `+` and `#` (MQTT 3.2.2.3.11). Default true. */
+  wildcardSubscriptionsAvailable?: boolean;
+  /** Whether `$share/...` subscriptions are supported (MQTT 3.2.2.3.13). Default true. */
+  sharedSubscriptionsAvailable?: boolean;
+  /** Whether Subscription Identifiers are supported (MQTT 3.2.2.3.12). Default true. */
+  subscriptionIdentifiersAvailable?: boolean;
   /** Most retained messages kept; a new topic beyond it is not retained. Default 1 000 000. */
   maxRetainedMessages?: number;
   /** Reports failures that have no client to answer (a store write behind a will, say). */
@@ -88,7 +94,11 @@ export interface SubscribeRequest {
 }
 
 /** Why a subscription was refused; each protocol maps it to its own code. */
-export type SubscribeRefusal = 'not-authorized' | 'unspecified';
+export type SubscribeRefusal =
+  | 'not-authorized'
+  | 'wildcards-not-supported'
+  | 'shared-not-supported'
+  | 'unspecified';
 
 export type SubscribeResult =
   | { ok: true; qos: QoS; isNew: boolean; request: SubscribeRequest }
@@ -156,6 +166,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       maxSessionExpiryInterval: NEVER_EXPIRES,
       maximumQoS: 2,
       retainAvailable: true,
+      wildcardSubscriptionsAvailable: true,
+      sharedSubscriptionsAvailable: true,
+      subscriptionIdentifiersAvailable: true,
       maxRetainedMessages: 1_000_000,
       onError: (error) => console.error('cicada:', error),
       now: Date.now,
@@ -645,6 +658,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const results: SubscribeResult[] = [];
     const client = session.client;
     for (const request of requests) {
+      const unsupported = this.unsupportedFeature(request.filter);
+      if (unsupported !== undefined) {
+        results.push({ ok: false, refusal: unsupported, request });
+        continue;
+      }
       const hook = this.hooks.authorizeSubscribe;
       if (hook !== undefined && client !== undefined) {
         let allowed: boolean;
@@ -668,6 +686,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     if (session.persistent) this.saveRecord(session);
     return results;
+  }
+
+  /** A feature the filter needs that this broker was configured without (MQTT 3.2.2.3.11, .13). */
+  private unsupportedFeature(filter: string): SubscribeRefusal | undefined {
+    const shared = parseSharedFilter(filter);
+    if (shared !== undefined && !this.options.sharedSubscriptionsAvailable) return 'shared-not-supported';
+    const topicFilter = shared?.filter ?? filter;
+    if (
+      !this.options.wildcardSubscriptionsAvailable &&
+      (topicFilter.includes('+') || topicFilter.includes('#'))
+    ) {
+      return 'wildcards-not-supported';
+    }
+    return undefined;
   }
 
   /**

@@ -153,6 +153,9 @@ export const CONFIG_SCHEMA: SchemaFor<CicadaConfig> = {
     maxSessionExpiryInterval: integer(0, UINT32_MAX, UINT32_MAX, 'Upper bound on session expiry, in seconds'),
     maximumQoS: oneOf([0, 1, 2], 2, 'Highest QoS accepted and granted'),
     retainAvailable: boolean(true, 'Whether retained messages are supported'),
+    wildcardSubscriptionsAvailable: boolean(true, 'Whether topic filters may use + and #'),
+    sharedSubscriptionsAvailable: boolean(true, 'Whether $share/group/filter subscriptions are supported'),
+    subscriptionIdentifiersAvailable: boolean(true, 'Whether MQTT 5 Subscription Identifiers are supported'),
     maxRetainedMessages: integer(0, Number.MAX_SAFE_INTEGER, 1_000_000, 'Most retained messages kept'),
   }),
   mqtt: section<MqttOptions>('MQTT protocol settings', {

@@ -53,6 +53,9 @@ broker:
   maxSessionExpiryInterval: 3600
   maximumQoS: 1
   retainAvailable: false
+  wildcardSubscriptionsAvailable: false
+  sharedSubscriptionsAvailable: false
+  subscriptionIdentifiersAvailable: false
   maxRetainedMessages: 5
 mqtt:
   maxPacketSize: 268435460
@@ -75,6 +78,9 @@ const FULL_CONFIG: CicadaConfig = {
     maxSessionExpiryInterval: 3600,
     maximumQoS: 1,
     retainAvailable: false,
+    wildcardSubscriptionsAvailable: false,
+    sharedSubscriptionsAvailable: false,
+    subscriptionIdentifiersAvailable: false,
     maxRetainedMessages: 5,
   },
   mqtt: {
@@ -240,7 +246,7 @@ describe('config: one-line errors', () => {
     [
       'unknown key, nothing like it',
       'broker:\n  colour: blue\n',
-      "unknown key 'broker.colour' (known keys: maxQueuedMessages, queueOverflow, queueQoS0, maxSessionExpiryInterval, maximumQoS, retainAvailable, maxRetainedMessages)",
+      "unknown key 'broker.colour' (known keys: maxQueuedMessages, queueOverflow, queueQoS0, maxSessionExpiryInterval, maximumQoS, retainAvailable, wildcardSubscriptionsAvailable, sharedSubscriptionsAvailable, subscriptionIdentifiersAvailable, maxRetainedMessages)",
       'broker.colour',
     ],
     ['an empty listen list', 'listen: []\n', 'listen is [], expected at least one listener URL', 'listen'],

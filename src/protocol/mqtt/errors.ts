@@ -66,7 +66,13 @@ export function serverDisconnectCode(reason: ServerDisconnectReason): number {
   return SERVER_DISCONNECTS[reason];
 }
 
+const SUBSCRIBE_REFUSALS: Record<SubscribeRefusal, number> = {
+  'not-authorized': ReasonCode.NotAuthorized,
+  'wildcards-not-supported': ReasonCode.WildcardSubscriptionsNotSupported,
+  'shared-not-supported': ReasonCode.SharedSubscriptionsNotSupported,
+  unspecified: ReasonCode.UnspecifiedError,
+};
+
 export function subscribeFailureCode(refusal: SubscribeRefusal, version: ProtocolVersion): number {
-  if (version < 5) return SubackFailure311;
-  return refusal === 'not-authorized' ? ReasonCode.NotAuthorized : ReasonCode.UnspecifiedError;
+  return version < 5 ? SubackFailure311 : SUBSCRIBE_REFUSALS[refusal];
 }

@@ -174,6 +174,9 @@ function connackProperties(
   if (!broker.options.retainAvailable) props.retainAvailable = false;
   props.maximumPacketSize = options.maxPacketSize;
   if (options.topicAliasMaximum > 0) props.topicAliasMaximum = options.topicAliasMaximum;
+  props.wildcardSubscriptionAvailable = broker.options.wildcardSubscriptionsAvailable;
+  props.subscriptionIdentifierAvailable = broker.options.subscriptionIdentifiersAvailable;
+  props.sharedSubscriptionAvailable = broker.options.sharedSubscriptionsAvailable;
   if (packet.properties?.requestResponseInformation) {
     props.responseInformation = options.responseInformation.replaceAll('%c', granted.clientId);
   }

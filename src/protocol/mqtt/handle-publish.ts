@@ -67,6 +67,13 @@ function resolveTopic(conn: MqttConnection, packet: PublishPacket): string {
 
 function checkCapabilities(conn: MqttConnection, packet: PublishPacket): void {
   const { options } = conn.broker;
+  // MQTT-3.3.4-6: a client never sends Subscription Identifiers in PUBLISH.
+  if (packet.properties?.subscriptionIdentifiers !== undefined) {
+    throw new ProtocolViolation(
+      ReasonCode.ProtocolError,
+      'Subscription Identifier in a PUBLISH from a client (MQTT-3.3.4-6)',
+    );
+  }
   // MQTT-3.2.2-11: a QoS above Maximum QoS is answered with 0x9B.
   if (packet.qos > options.maximumQoS) {
     throw new ProtocolViolation(

@@ -8,7 +8,7 @@ import {
   type UnsubscribePacket,
 } from '../../codec/mqtt/index.js';
 import type { MqttConnection } from './connection.js';
-import { subscribeFailureCode } from './errors.js';
+import { ProtocolViolation, subscribeFailureCode } from './errors.js';
 
 /**
  * SUBSCRIBE (MQTT 3.8.4): add each subscription through the broker (which authorizes it),
@@ -18,6 +18,13 @@ import { subscribeFailureCode } from './errors.js';
 export async function handleSubscribe(conn: MqttConnection, packet: SubscribePacket): Promise<void> {
   const session = conn.session!;
   const subscriptionId = packet.properties?.subscriptionIdentifiers?.[0];
+  // MQTT 3.2.2.3.12: an identifier the server said it does not support ends the connection with 0xA1.
+  if (subscriptionId !== undefined && !conn.broker.options.subscriptionIdentifiersAvailable) {
+    throw new ProtocolViolation(
+      ReasonCode.SubscriptionIdentifiersNotSupported,
+      'Subscription Identifiers are not supported',
+    );
+  }
   const codes: number[] = new Array(packet.subscriptions.length);
   const requests: SubscribeRequest[] = [];
   const positions: number[] = [];
