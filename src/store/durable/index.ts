@@ -1,0 +1,2 @@
+export { StoreError, type StoreErrorCode } from './errors.js';
+export { DurableStore, type DurableStoreOptions, type DurableStoreStats } from './lmdb-store.js';
