@@ -1,8 +1,8 @@
 /**
  * Broker load benchmark: Cicada against Aedes and Mosquitto, in one run, on loopback.
  *
- *   npm run bench                                  # full run, 3 rounds (~10 min)
- *   node dist/bench/load.js --quick                # smoke run: 1 round, 1 s, 16 B only (~1 min)
+ *   npm run bench                                  # full run, 3 rounds (~11 min)
+ *   node dist/bench/load.js --quick                # smoke run: 1 round, 1 s, 16 B only (~1.5 min)
  *   node dist/bench/load.js --only fan-in,idle --rounds 5 --duration 5
  *   node dist/bench/load.js --brokers aedes,mosquitto --json results.json
  *
@@ -12,7 +12,8 @@
  * scenario is run for every broker back to back (the order rotates per round), and rounds
  * repeat that; tables give the median over rounds with the min–max range.
  *
- * Scenarios (each for QoS 0 and QoS 1, payloads of 16 B and 1 KiB):
+ * Scenarios (each for QoS 0 and QoS 1, payloads of 16 B and 1 KiB; QoS 2 with 16 B payloads
+ * only unless `--q2-payloads`, and with `--quick` in fan-in only unless `--only` asks):
  *   fan-in     20 publishers → 1 subscriber on `bench/in/+`, as fast as allowed; msg/s delivered
  *   fan-out    1 publisher → 10 subscribers on one topic; deliveries/s (copies)
  *   pairs-lat  50 publisher/subscriber pairs, one topic each, paced at 10 000 msg/s in total:
@@ -21,13 +22,17 @@
  *   idle       10 000 and 19 000 idle connections: broker RSS per connection, connect rate
  *
  * "As fast as allowed": QoS 1 publishers keep at most `--window` (50) PUBLISHes awaiting
- * PUBACK each. QoS 0 publishers keep at most `--window0` (1000, shared out among them)
- * messages in flight end to end, i.e. sent but not yet received by every subscriber: with
- * TCP flow control alone (`--window0 0`), megabytes pile up in loopback socket buffers and
+ * PUBACK each, QoS 2 publishers as many awaiting PUBCOMP (PUBLISH → PUBREC → PUBREL →
+ * PUBCOMP; a message counts as acknowledged at PUBCOMP). QoS 0 publishers keep at most
+ * `--window0` (1000, shared out among them) messages in flight end to end, i.e. sent but
+ * not yet received by every subscriber: with TCP flow control alone (`--window0 0`), megabytes pile up in loopback socket buffers and
  * the brokers' queues, and the run measures how a broker drowns (seconds of latency, most
  * messages dropped) rather than how fast it forwards. After the window, publishers stop
- * and the generator waits for deliveries to settle; loss is what was published (QoS 1:
- * acknowledged) but never delivered. The idle scenarios run `--idle-rounds` (1) rounds.
+ * and the generator waits for deliveries to settle; loss is what was published (QoS 1 and
+ * 2: acknowledged) but never delivered. At QoS 2 subscribers also check exactly-once: a
+ * sequence number in the payload catches a message delivered twice (`dup`), which counts
+ * as a failure like loss (a `!` in the summary). The idle scenarios run `--idle-rounds` (1)
+ * rounds.
  *
  * Limits are made equal where a broker has them: Mosquitto's max_inflight_messages and
  * Cicada's mqtt.maxInflightMessages are `--inflight` (1024, Cicada's default); Mosquitto's
@@ -102,25 +107,32 @@ interface Options {
   idle: number[];
   concurrency: number;
   payloads: number[];
+  /** QoS 2 payload sizes; undefined: the smallest of `payloads`; 'all': every one. */
+  q2Payloads: number[] | 'all' | undefined;
   json: string | undefined;
   drainMs: number;
 }
 
 const HELP = `Usage: node dist/bench/load.js [options]
 
-  --quick                 1 round of 1 s, 16 B payloads, 10 000 idle connections
+  --quick                 1 round of 1 s, 16 B payloads, 10 000 idle connections, QoS 2 in
+                          fan-in only (unless --only is given)
   --rounds N              rounds per scenario and broker (default 3; --quick: 1)
   --idle-rounds N         rounds of the idle-connection scenarios (default 1: they are slow
                           to set up, and memory per connection varies little)
   --duration S            measured seconds per run (default 2; --quick: 1)
   --warmup S              seconds of load before the window opens (default 0.5; --quick: 0.3)
-  --only A,B              only scenarios whose name contains A or B (e.g. fan-in, q1, pairs-lat/q0)
+  --only A,B              only scenarios whose name contains A or B (e.g. fan-in, q2, pairs-lat/q0)
   --brokers A,B           among cicada, aedes, mosquitto (default: all three)
   --payloads A,B          payload sizes in bytes (default 16,1024; --quick: 16)
-  --window N              QoS 1 PUBLISHes awaiting PUBACK per publisher (default 50)
+  --q2-payloads A,B|all   QoS 2 payload sizes (default: the smallest of --payloads, 16 B, to
+                          keep the full run near 11 min; all: every --payloads size, which
+                          adds the 1 KiB QoS 2 runs, ~2 min more)
+  --window N              QoS 1 PUBLISHes awaiting PUBACK (QoS 2: PUBCOMP) per publisher
+                          (default 50)
   --window0 N             QoS 0, max rate: messages in flight end to end, all publishers
                           together (default 1000; 0: TCP backpressure only)
-  --inflight N            outbound QoS 1 in flight per connection: Mosquitto
+  --inflight N            outbound QoS 1 and 2 in flight per connection: Mosquitto
                           max_inflight_messages and Cicada mqtt.maxInflightMessages
                           (default 1024, Cicada's default; Aedes has no such limit)
   --mosquitto-queue N     messages queued per client beyond those in flight: Mosquitto
@@ -165,6 +177,7 @@ function parseArgs(argv: string[]): Options {
     idle: [10_000, 19_000],
     concurrency: 64,
     payloads: [16, 1024],
+    q2Payloads: undefined,
     json: undefined,
     drainMs: 10_000,
   };
@@ -220,6 +233,17 @@ function parseArgs(argv: string[]): Options {
         if (o.payloads.some((p) => !Number.isInteger(p) || p < 0))
           throw new Error('--payloads: sizes in bytes');
         break;
+      case '--q2-payloads': {
+        const sizes = list();
+        if (sizes.length === 1 && sizes[0] === 'all') {
+          o.q2Payloads = 'all';
+          break;
+        }
+        o.q2Payloads = sizes.map(Number);
+        if (o.q2Payloads.some((p) => !Number.isInteger(p) || p < 0))
+          throw new Error('--q2-payloads: sizes in bytes, or all');
+        break;
+      }
       case '--window':
         o.window = Math.round(num(1));
         break;
@@ -303,7 +327,7 @@ interface FlowScenario {
   pattern: Pattern;
   publishers: number;
   subscribers: number;
-  qos: 0 | 1;
+  qos: 0 | 1 | 2;
   payload: number;
   /** 0: as fast as allowed. */
   rate: number;
@@ -337,11 +361,18 @@ function scenarios(o: Options): Scenario[] {
     ],
     ['pairs-max', 'pairs', o.pairs, o.pairs, 0, `${o.pairs} pairs, one topic each, max rate`],
   ];
+  const q2Payloads =
+    o.q2Payloads === 'all'
+      ? o.payloads
+      : (o.q2Payloads ?? (o.payloads.length === 0 ? [] : [Math.min(...o.payloads)]));
   for (const [base, pattern, publishers, subscribers, rate, title] of flows) {
-    for (const qos of [0, 1] as const) {
-      for (const payload of o.payloads) {
+    for (const qos of [0, 1, 2] as const) {
+      // --quick keeps one QoS 2 scenario, unless --only picks scenarios itself.
+      if (qos === 2 && o.quick && o.only.length === 0 && base !== 'fan-in') continue;
+      for (const payload of qos === 2 ? q2Payloads : o.payloads) {
         const name = `${base}/q${qos}/${sizeName(payload)}`;
-        const window = qos === 1 ? `, window ${o.window}` : '';
+        const window =
+          qos === 1 ? `, window ${o.window}` : qos === 2 ? `, window ${o.window} (PUBLISH to PUBCOMP)` : '';
         out.push({
           kind: 'flow',
           name,
@@ -557,7 +588,7 @@ function brokerCommand(name: BrokerName, o: Options, port: number, dir: string):
         '--log-level',
         'warn',
       ];
-      if (o.memory) args.push('--memory');
+      args.push(...(o.memory ? ['--memory'] : ['--data', join(dir, 'data')]));
       if (o.cicadaConfig === 'auto') {
         const conf = join(dir, 'cicada.json');
         const mqtt = o.inflight > 0 ? { maxInflightMessages: Math.min(o.inflight, 65_535) } : {};
@@ -807,8 +838,16 @@ interface FlowResult {
   rss: number;
   p50: number;
   p99: number;
+  qos: 0 | 1 | 2;
+  /** Expected copies never delivered. */
   loss: number;
   lossPct: number;
+  /** QoS 2: copies delivered a second time (exactly-once violated); 0 otherwise. */
+  duplicates: number;
+  /** QoS 2: PUBLISHes repeating an identifier awaiting PUBREL (retransmissions, not delivered). */
+  resent: number;
+  /** Whether `duplicates` was checked message by message (see FinalReply.sequenced). */
+  sequenced: boolean;
   expected: number;
   received: number;
   settled: boolean;
@@ -882,7 +921,8 @@ async function runFlow(
   const dt = (z.gen.t - a.gen.t) / 1000;
   const delivered = z.gen.received - a.gen.received;
   const cpu = z.broker - a.broker;
-  const loss = Math.max(0, fin.expected - fin.received);
+  // Distinct copies: a duplicate must not make up for a lost copy.
+  const loss = Math.max(0, fin.expected - (fin.received - fin.duplicates));
   return {
     kind: 'flow',
     round,
@@ -895,8 +935,12 @@ async function runFlow(
     rss,
     p50: fin.latency?.p50 ?? Number.NaN,
     p99: fin.latency?.p99 ?? Number.NaN,
+    qos: s.qos,
     loss,
     lossPct: fin.expected > 0 ? (loss / fin.expected) * 100 : 0,
+    duplicates: fin.duplicates,
+    resent: fin.resent,
+    sequenced: fin.sequenced,
     expected: fin.expected,
     received: fin.received,
     settled: fin.settled,
@@ -1025,7 +1069,8 @@ function printScenario(s: Scenario, results: Results, brokers: BrokerName[], dra
     const ratioCells = refs.map((ref) => (ref === name ? '' : ratioCell(roundRatios(s, results, name, ref))));
     if (ok.length === 0) {
       const what = all.length === 0 ? 'skipped' : 'failed';
-      rows.push([name, what, ...Array(s.kind === 'flow' ? 7 : 5).fill(''), ...ratioCells]);
+      const blanks = s.kind === 'flow' ? (s.qos === 2 ? 8 : 7) : 5;
+      rows.push([name, what, ...Array(blanks).fill(''), ...ratioCells]);
       continue;
     }
     if (s.kind === 'flow') {
@@ -1037,6 +1082,28 @@ function printScenario(s: Scenario, results: Results, brokers: BrokerName[], dra
         lossMax === 0
           ? '0'
           : `${median(fr.map((r) => r.lossPct)).toPrecision(2)}% (max ${lossMax.toPrecision(2)}%, ${count(max(fr.map((r) => r.loss)))})`;
+      const dupCell: string[] = [];
+      if (s.qos === 2) {
+        const dups = fr.map((r) => r.duplicates);
+        const total = dups.reduce((a, b) => a + b, 0);
+        dupCell.push(total === 0 ? '0' : fmtRange(dups, count));
+        if (total > 0) {
+          const how = fr.every((r) => r.sequenced)
+            ? 'by sequence number'
+            : 'as copies received beyond those expected (payload < 14 B: no sequence numbers)';
+          notes.push(
+            `${name}: exactly-once violated: ${total} cop${total === 1 ? 'y' : 'ies'} delivered twice ` +
+              `in ${dups.filter((d) => d > 0).length} of ${fr.length} round(s), counted ${how}`,
+          );
+        }
+        const resent = fr.reduce((a, r) => a + r.resent, 0);
+        if (resent > 0) {
+          notes.push(
+            `${name}: ${resent} QoS 2 PUBLISH(es) reused a packet identifier still awaiting PUBREL ` +
+              '(retransmissions: acknowledged again, not delivered again)',
+          );
+        }
+      }
       const errs = fr.reduce((a, r) => a + r.errors, 0);
       if (errs > 0)
         notes.push(`${name}: ${errs} client errors (${fr.find((r) => r.firstError)?.firstError})`);
@@ -1072,6 +1139,7 @@ function printScenario(s: Scenario, results: Results, brokers: BrokerName[], dra
         ms(median(fr.map((r) => r.p50))),
         ms(median(fr.map((r) => r.p99))),
         loss,
+        ...dupCell,
         ...ratioCells,
       ]);
     } else {
@@ -1117,6 +1185,7 @@ function printScenario(s: Scenario, results: Results, brokers: BrokerName[], dra
           'p50',
           'p99',
           'loss',
+          ...(s.qos === 2 ? ['dup'] : []),
           ...refHeads,
         ]
       : ['broker', 'RSS/conn', 'conn/s', 'CPU µs/conn', 'gen', 'RSS', 'connected', ...refHeads];
@@ -1138,6 +1207,7 @@ function printSummary(all: { s: Scenario; results: Results }[], brokers: BrokerN
   for (let i = 0; i < brokers.length; i++) {
     for (let j = i + 1; j < brokers.length; j++) pairs.push([brokers[i]!, brokers[j]!]);
   }
+  let flagged = false;
   const rows = all.map(({ s, results }) => {
     const h = headline(s);
     const cells = brokers.map((b) => {
@@ -1145,7 +1215,11 @@ function printSummary(all: { s: Scenario; results: Results }[], brokers: BrokerN
       if (ok.length === 0) return '–';
       const v = median(ok.map(h.value));
       if (s.kind === 'idle') return formatBytes(Math.round(v)).replace(' ', '');
-      return h.higher ? rateF(v) : us(v);
+      // QoS 1 and 2 promise delivery, QoS 2 exactly once: flag a broker that broke that.
+      const broke =
+        s.qos > 0 && (ok as FlowResult[]).some((r) => r.loss > 0 || (s.qos === 2 && r.duplicates > 0));
+      if (broke) flagged = true;
+      return `${h.higher ? rateF(v) : us(v)}${broke ? '!' : ''}`;
     });
     const ratios = pairs.map(([a, b]) => {
       const xs = roundRatios(s, results, a, b);
@@ -1162,6 +1236,11 @@ function printSummary(all: { s: Scenario; results: Results }[], brokers: BrokerN
       ...pairs.map(() => 'right' as const),
     ]),
   );
+  if (flagged) {
+    console.log(
+      '  ! lost messages at QoS 1 or 2, or duplicates at QoS 2, in some round: see the scenario table',
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1238,10 +1317,10 @@ async function main(): Promise<void> {
       `(idle: ${o.idleRounds}); ${o.warmupMs / 1000} s warm-up + ${o.durationMs / 1000} s measured per run`,
   );
   console.log(
-    `load: QoS 1 window ${o.window} per publisher; QoS 0 max-rate window ${o.window0 || 'off'} in total, end to end`,
+    `load: QoS 1 and 2 window ${o.window} per publisher; QoS 0 max-rate window ${o.window0 || 'off'} in total, end to end`,
   );
   console.log(
-    `limits: ${o.inflight || 'unlimited'} QoS 1 in flight and ${o.mosquittoQueue || 'unlimited'} queued per client ` +
+    `limits: ${o.inflight || 'unlimited'} QoS 1 and 2 in flight and ${o.mosquittoQueue || 'unlimited'} queued per client ` +
       `(mosquitto${brokers.includes('cicada') && o.cicadaConfig === 'auto' ? ' and cicada' : ''}; aedes has no limits); ` +
       `mosquitto persistence ${o.mosquittoPersistence ? 'on' : 'off'}`,
   );
@@ -1310,7 +1389,8 @@ function progress(r: RunResult | { kind: 'error'; message: string }): string {
     case 'flow':
       return (
         `${rateF(r.rate)}/s  CPU ${us(r.cpuPerMsgUs)} µs/msg (${pct(r.cpuPct)})  gen ${pct(r.genPct)}` +
-        `  p50 ${ms(r.p50)} p99 ${ms(r.p99)}  loss ${r.loss}${r.settled ? '' : ' (unsettled)'}` +
+        `  p50 ${ms(r.p50)} p99 ${ms(r.p99)}  loss ${r.loss}${r.qos === 2 ? ` dup ${r.duplicates}` : ''}` +
+        `${r.settled ? '' : ' (unsettled)'}` +
         `  psi ${pct(r.pressurePct)}`
       );
     case 'idle':

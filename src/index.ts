@@ -14,5 +14,6 @@ export type { Message, MessageProperties, QoS, SubscriptionOptions } from './bro
 export type { Store } from './broker/store.js';
 export type { MqttOptions } from './protocol/mqtt/options.js';
 export { Cicada, type CicadaOptions, createBroker, type PublishInit } from './server.js';
+export { DurableStore, type DurableStoreOptions, StoreError } from './store/durable/index.js';
 export { MemoryStore } from './store/memory/memory-store.js';
 export type { Listener } from './transport/transport.js';

@@ -2,14 +2,20 @@ import { Broker, type BrokerOptions, type MessageInit } from './broker/broker.js
 import type { BrokerEvents } from './broker/hooks.js';
 import type { Store } from './broker/store.js';
 import { type MqttOptions, mqttHandler } from './protocol/mqtt/index.js';
+import { DurableStore } from './store/durable/index.js';
 import { MemoryStore } from './store/memory/memory-store.js';
 import { TcpTransport } from './transport/tcp.js';
 import type { Listener, Transport } from './transport/transport.js';
 
 /** Everything `createBroker` accepts; every field is optional. */
 export interface CicadaOptions extends Partial<Omit<BrokerOptions, 'store'>> {
-  /** Where persistent state goes. Default: in memory. */
+  /**
+   * Where persistent state goes. Default: the durable store in `dataDir` if one is given,
+   * else in memory (an embedding application chooses where its data lives).
+   */
   store?: Store;
+  /** A data directory for the durable store (ignored when `store` is given). */
+  dataDir?: string;
   /** MQTT protocol settings. */
   mqtt?: Partial<MqttOptions>;
 }
@@ -37,8 +43,10 @@ export class Cicada {
   private starting: Promise<void> | undefined;
 
   constructor(options: CicadaOptions = {}) {
-    const { mqtt, store, ...core } = options;
-    this.broker = new Broker({ ...core, store: store ?? new MemoryStore() });
+    const { mqtt, store, dataDir, ...core } = options;
+    const chosen =
+      store ?? (dataDir === undefined ? new MemoryStore() : new DurableStore({ directory: dataDir }));
+    this.broker = new Broker({ ...core, store: chosen });
     this.mqtt = mqttHandler(this.broker, mqtt);
   }
 

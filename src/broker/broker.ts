@@ -200,6 +200,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (record.disconnectedAt === undefined) this.saveRecord(session);
     }
     this.state = 'running';
+    // Sessions that expired while the broker was down end now: their wills are due.
+    for (const will of state.expiredWills) this.publishWill(will, undefined);
   }
 
   /**

@@ -43,6 +43,11 @@ export interface StoredSession {
 export interface StoredState {
   sessions: StoredSession[];
   retained: Message[];
+  /**
+   * Wills of sessions that expired while the broker was down: due, since a will is published
+   * when its session ends at the latest (MQTT 3.1.3.2.2). The broker publishes them at start.
+   */
+  expiredWills: Message[];
 }
 
 /**

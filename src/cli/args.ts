@@ -8,8 +8,10 @@ export interface CliArgs {
   listen: string[] | undefined;
   config: string | undefined;
   logLevel: LogLevel | undefined;
-  /** Keep state in memory (the only store for now). */
+  /** Keep state in memory instead of the durable store. */
   memory: boolean;
+  /** The durable store's data directory. */
+  data: string | undefined;
   help: boolean;
   version: boolean;
 }
@@ -25,6 +27,7 @@ const OPTIONS = {
   config: { type: 'string', short: 'c' },
   'log-level': { type: 'string' },
   memory: { type: 'boolean' },
+  data: { type: 'string', short: 'd' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -40,8 +43,8 @@ Options:
                          Repeatable; replaces the config file's list. Default: mqtt://0.0.0.0:1883
   -c, --config FILE      Read settings from FILE (YAML, or JSON).
       --log-level LEVEL  One of ${LOG_LEVELS.join(', ')}. Default: info
-      --memory           Keep sessions and retained messages in memory. This is the only
-                         store for now (and the default): state is lost when the broker stops.
+  -d, --data DIR         Keep state in the durable store in DIR. Default: ./data
+      --memory           Keep state in memory instead: it is lost when the broker stops.
   -h, --help             Print this help.
       --version          Print the version.
 
@@ -63,6 +66,7 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     config: undefined,
     logLevel: undefined,
     memory: false,
+    data: undefined,
     help: false,
     version: false,
   };
@@ -92,6 +96,9 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
       case 'config':
         args.config = value;
         break;
+      case 'data':
+        args.data = value;
+        break;
       case 'log-level':
         if (!isLogLevel(value)) {
           throw new UsageError(
@@ -115,6 +122,10 @@ export function applyArgs(config: Readonly<CicadaConfig>, args: CliArgs): Cicada
   return {
     listen: [...(args.listen ?? config.listen)],
     logLevel: args.logLevel ?? config.logLevel,
+    store: {
+      type: args.memory ? 'memory' : args.data !== undefined ? 'durable' : config.store.type,
+      directory: args.data ?? config.store.directory,
+    },
     broker: { ...config.broker },
     mqtt: { ...config.mqtt },
   };

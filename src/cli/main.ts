@@ -4,6 +4,8 @@ import { ConfigError, loadConfigFile } from '../config/load.js';
 import { type CicadaConfig, DEFAULT_CONFIG } from '../config/schema.js';
 import { createLogger, errorReason, type Logger } from '../observe/log.js';
 import { createBroker } from '../server.js';
+import { DurableStore, StoreError } from '../store/durable/index.js';
+import { MemoryStore } from '../store/memory/memory-store.js';
 import { applyArgs, parseCliArgs, USAGE, UsageError } from './args.js';
 
 /** The one-line reason on stderr, and a failing exit code once the event loop drains. */
@@ -50,8 +52,13 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 async function run(config: CicadaConfig, log: Logger, configFile: string | undefined): Promise<void> {
+  const store =
+    config.store.type === 'memory'
+      ? new MemoryStore()
+      : new DurableStore({ directory: config.store.directory });
   const broker = createBroker({
     ...config.broker,
+    store,
     mqtt: config.mqtt,
     onError: (error) => log.error('internal error', { error }),
   });
@@ -107,7 +114,22 @@ async function run(config: CicadaConfig, log: Logger, configFile: string | undef
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
-  log.info('starting', { version: readVersion(), pid: process.pid, config: configFile, store: 'memory' });
+  log.info('starting', {
+    version: readVersion(),
+    pid: process.pid,
+    config: configFile,
+    store: config.store.type,
+    ...(config.store.type === 'durable' ? { data: config.store.directory } : {}),
+  });
+  try {
+    // Open the store first, so a bad data directory is reported as such.
+    await broker.start();
+  } catch (error) {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    if (error instanceof StoreError) return fail(error.message);
+    throw error;
+  }
   for (const url of config.listen) {
     let listener: Awaited<ReturnType<typeof broker.listen>>;
     try {

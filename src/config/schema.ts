@@ -5,10 +5,19 @@ import { DEFAULT_MQTT_OPTIONS, type MqttOptions } from '../protocol/mqtt/options
 /** The broker core's settings a config file may give: everything but code (store, hooks, callbacks). */
 export type BrokerConfig = Required<Omit<BrokerOptions, 'store' | 'hooks' | 'onError' | 'now'>>;
 
+/** Where state is kept. */
+export interface StoreConfig {
+  /** `durable`: on disk, surviving crashes (the default); `memory`: lost when the broker stops. */
+  type: 'durable' | 'memory';
+  /** The durable store's data directory. */
+  directory: string;
+}
+
 /** A complete configuration: what a config file holds once validated and defaulted. */
 export interface CicadaConfig {
   listen: string[];
   logLevel: LogLevel;
+  store: StoreConfig;
   broker: BrokerConfig;
   mqtt: MqttOptions;
 }
@@ -146,6 +155,10 @@ const MQTT = DEFAULT_MQTT_OPTIONS;
 export const CONFIG_SCHEMA: SchemaFor<CicadaConfig> = {
   listen: urls(['mqtt://0.0.0.0:1883'], 'Listener URLs, e.g. mqtt://0.0.0.0:1883 (port 0 picks a free port)'),
   logLevel: oneOf(LOG_LEVELS, 'info', 'Least severe level logged'),
+  store: section<StoreConfig>('Where state is kept', {
+    type: oneOf(['durable', 'memory'], 'durable', 'durable: on disk, crash-safe; memory: lost at stop'),
+    directory: string('./data', 'Data directory of the durable store'),
+  }),
   broker: section<BrokerConfig>('Broker core settings', {
     maxQueuedMessages: integer(1, Number.MAX_SAFE_INTEGER, 1000, 'Most messages queued per session'),
     queueOverflow: oneOf(['drop-new', 'drop-oldest'], 'drop-new', 'Which message a full queue drops'),

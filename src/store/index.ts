@@ -1,3 +1,4 @@
+export { DurableStore, type DurableStoreOptions, StoreError } from './durable/index.js';
 export { MemoryStore } from './memory/memory-store.js';
 export type {
   SessionRecord,

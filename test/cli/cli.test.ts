@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, Socket } from 'node:net';
 import { constants, tmpdir } from 'node:os';
@@ -36,12 +37,15 @@ interface Cicada {
 }
 
 const running = new Set<ChildProcess>();
+// The broker's default data directory is ./data: run it where that litters nothing.
+const workDir = mkdtempSync(join(tmpdir(), 'cicada-cli-'));
 after(() => {
   for (const child of running) child.kill('SIGKILL');
+  rmSync(workDir, { recursive: true, force: true });
 });
 
 function startCicada(args: string[]): Cicada {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: workDir });
   running.add(child);
   const lines: LogLine[] = [];
   const waiters = new Set<() => void>();
@@ -262,6 +266,33 @@ describe('cicada (child process)', { timeout: 4 * SAFETY_MS }, () => {
     assert.equal((await taken.exited).code, 0);
   });
 
+  test('the durable store is the default, in ./data; --memory keeps state in memory instead', async () => {
+    const durable = startCicada(['--listen', 'mqtt://127.0.0.1:0']);
+    const starting = await durable.waitFor((line) => line['msg'] === 'starting', 'the starting line');
+    assert.equal(starting['store'], 'durable');
+    assert.equal(starting['data'], './data');
+    await durable.waitFor((line) => line['msg'] === 'ready', 'ready');
+    durable.child.kill('SIGTERM');
+    assert.equal((await durable.exited).code, 0);
+    assert.ok(existsSync(join(workDir, 'data')), 'the data directory was created');
+
+    const memory = startCicada(['--listen', 'mqtt://127.0.0.1:0', '--memory']);
+    const line = await memory.waitFor((l) => l['msg'] === 'starting', 'the starting line');
+    assert.equal(line['store'], 'memory');
+    memory.child.kill('SIGTERM');
+    assert.equal((await memory.exited).code, 0);
+  });
+
+  test('an unusable data directory: non-zero exit and one line naming it', async () => {
+    const path = join(dir, 'not-a-dir');
+    await writeFile(path, 'a file where the data directory should be');
+    const { code, stdout, stderr } = await runCicada(['--listen', 'mqtt://127.0.0.1:0', '--data', path]);
+    assert.equal(code, 1);
+    assert.equal(stderr.split('\n').length, 2, `one line: ${stderr}`);
+    assert.match(stderr, new RegExp(`^cicada: .*${path.replace(/[/.]/g, '\\$&')}`));
+    assert.doesNotMatch(stdout, /"ready"/);
+  });
+
   test('--version prints the version from package.json', async () => {
     const pkg = JSON.parse(await readFile(PACKAGE_JSON, 'utf8')) as { version: string };
     const { code, stdout, stderr } = await runCicada(['--version']);
@@ -293,6 +324,7 @@ describe('command-line arguments', () => {
       config: undefined,
       logLevel: undefined,
       memory: false,
+      data: undefined,
       help: false,
       version: false,
     });
@@ -309,6 +341,8 @@ describe('command-line arguments', () => {
         '--log-level',
         'debug',
         '--memory',
+        '-d',
+        'state',
         '-h',
         '--version',
       ]),
@@ -317,6 +351,7 @@ describe('command-line arguments', () => {
         config: 'c.yaml',
         logLevel: 'debug',
         memory: true,
+        data: 'state',
         help: true,
         version: true,
       },

@@ -46,6 +46,9 @@ async function loadError(text: string): Promise<{ path: string; error: ConfigErr
 const FULL_YAML = `# every setting, none at its default
 listen: ["mqtt://127.0.0.1:1884", "tcp://[::1]:0"]
 logLevel: debug
+store:
+  type: memory
+  directory: /var/lib/cicada
 broker:
   maxQueuedMessages: 10
   queueOverflow: drop-oldest
@@ -71,6 +74,7 @@ mqtt:
 const FULL_CONFIG: CicadaConfig = {
   listen: ['mqtt://127.0.0.1:1884', 'tcp://[::1]:0'],
   logLevel: 'debug',
+  store: { type: 'memory', directory: '/var/lib/cicada' },
   broker: {
     maxQueuedMessages: 10,
     queueOverflow: 'drop-oldest',
@@ -152,6 +156,9 @@ describe('config: defaults and reference', () => {
     const expected = [
       'listen',
       'logLevel',
+      'store',
+      'store.type',
+      'store.directory',
       'broker',
       'mqtt',
       ...coreKeys.map((key) => `broker.${key}`),

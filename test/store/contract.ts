@@ -123,7 +123,7 @@ export function runStoreContract(name: string, create: () => Promise<StoreHarnes
       },
     };
     try {
-      assert.deepStrictEqual(await harness.store.open(T0), { sessions: [], retained: [] });
+      assert.deepStrictEqual(await harness.store.open(T0), { sessions: [], retained: [], expiredWills: [] });
       await body(fixture);
     } finally {
       await harness.cleanup();
@@ -133,7 +133,7 @@ export function runStoreContract(name: string, create: () => Promise<StoreHarnes
   describe(`Store contract: ${name}`, () => {
     test('a fresh store opens empty, and stays empty across a restart', () =>
       withStore(async (f) => {
-        assert.deepStrictEqual(await f.restart(), { sessions: [], retained: [] });
+        assert.deepStrictEqual(await f.restart(), { sessions: [], retained: [], expiredWills: [] });
       }));
 
     describe('retained messages', () => {
@@ -169,7 +169,10 @@ export function runStoreContract(name: string, create: () => Promise<StoreHarnes
           const messages = topics.map((topic) => msg({ topic, retain: true }));
           for (const m of messages) await f.store.setRetained(m);
           const state = await f.restart();
-          assert.deepStrictEqual(sortedRetained(state), sortedRetained({ sessions: [], retained: messages }));
+          assert.deepStrictEqual(
+            sortedRetained(state),
+            sortedRetained({ sessions: [], retained: messages, expiredWills: [] }),
+          );
         }));
     });
 
@@ -517,11 +520,12 @@ export function runStoreContract(name: string, create: () => Promise<StoreHarnes
       test('sessions expired while the broker was down are gone, the others stay', () =>
         withStore(async (f) => {
           const m = msg();
+          const will = msg();
           await f.store.saveSession(
             record('expired', {
               expiryInterval: 30,
               disconnectedAt: T0,
-              will: { message: msg(), publishAt: T0 + 10_000 },
+              will: { message: will, publishAt: T0 + 10_000 },
             }),
           );
           await f.store.enqueue('expired', [delivery(1, m), delivery(2, msg())]);
@@ -538,6 +542,8 @@ export function runStoreContract(name: string, create: () => Promise<StoreHarnes
 
           let state = await f.restart(T1);
           assert.deepStrictEqual(clientIds(state), ['alive', 'connected', 'never']);
+          // The expired session's will is due: it comes back to be published.
+          assert.deepStrictEqual(state.expiredWills, [will]);
           assert.deepStrictEqual(sessionOf(state, 'alive').deliveries, [delivery(1, m)]);
           assert.deepStrictEqual(
             sessionOf(state, 'connected').record,
@@ -739,6 +745,7 @@ export function runStoreContract(name: string, create: () => Promise<StoreHarnes
         assert.deepStrictEqual(state, {
           sessions: [{ record: record('c'), deliveries: [], inboundQoS2: [] }],
           retained: [],
+          expiredWills: [],
         });
       }));
   });

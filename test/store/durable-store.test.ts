@@ -146,7 +146,7 @@ describe('DurableStore specifics', () => {
   test('a new instance on the same directory sees everything; a missing directory is created', async () => {
     const directory = join(tempDir(), 'nested', 'store');
     const first = new DurableStore({ directory });
-    assert.deepStrictEqual(await first.open(T0), { sessions: [], retained: [] });
+    assert.deepStrictEqual(await first.open(T0), { sessions: [], retained: [], expiredWills: [] });
     assert.ok(statSync(directory).isDirectory());
     const shared = message('shared', { properties: { correlationData: Buffer.from([0, 1]) } });
     const will = message('will', { qos: 2, expiresAt: T0 + 1_000_000 });
@@ -167,6 +167,7 @@ describe('DurableStore specifics', () => {
         },
       ],
       retained: [message('r', { topic: 'retained/x', retain: true })],
+      expiredWills: [],
     };
     const second = new DurableStore({ directory });
     assert.deepStrictEqual(await second.open(T0), expected);

@@ -65,6 +65,7 @@ describe('MemoryStore specifics', () => {
         },
       ],
       retained: [r],
+      expiredWills: [],
     };
 
     const first = await store.open(T0);

@@ -47,6 +47,11 @@ export interface DurableStoreOptions {
    * the cost is a process start plus one read of the data at every `open()`.
    */
   verifyOnOpen?: boolean;
+  /**
+   * Write the expiry sweep at `open()` (default true). The verifying child turns it off: it
+   * only reads, so the wills of expired sessions still reach the broker that opens next.
+   */
+  commitExpirySweep?: boolean;
 }
 
 /** Counters for tuning and benchmarks. */
@@ -126,6 +131,7 @@ export class DurableStore implements Store {
   readonly directory: string;
   readonly #commitDelay: number;
   readonly #verifyOnOpen: boolean;
+  readonly #commitExpirySweep: boolean;
   #state: State = 'new';
   #tables: Tables | undefined;
   #operations = 0;
@@ -135,6 +141,7 @@ export class DurableStore implements Store {
     this.directory = options.directory;
     this.#commitDelay = options.commitDelay ?? 0;
     this.#verifyOnOpen = options.verifyOnOpen ?? true;
+    this.#commitExpirySweep = options.commitExpirySweep ?? true;
   }
 
   stats(): DurableStoreStats {
@@ -413,7 +420,7 @@ export class DurableStore implements Store {
     let info = header();
     if (this.#verifyOnOpen && info !== undefined) {
       await verifyInChildProcess(dir, now);
-      info = header(); // the child may have committed the expiry sweep
+      info = header(); // re-read: the child opened the file too
     }
 
     let root: RootDatabase<unknown, Buffer>;
@@ -642,7 +649,7 @@ export class DurableStore implements Store {
       if (entry) entry.count++;
       else references.set(hex, { id, count: 1 });
     };
-    const state: StoredState = { sessions: [], retained: [] };
+    const state: StoredState = { sessions: [], retained: [], expiredWills: [] };
     for (const session of sessions.values()) {
       const { record, sid } = session;
       const { expiryInterval, disconnectedAt } = record;
@@ -651,6 +658,7 @@ export class DurableStore implements Store {
         expiryInterval !== NEVER_EXPIRES &&
         disconnectedAt + expiryInterval * 1000 <= now
       ) {
+        if (record.will !== undefined) state.expiredWills.push(record.will.message);
         drop.push({ table: t.sessions, key: session.clientKey }, { table: t.records, key: sidKey(sid) });
         for (const d of session.deliveries) drop.push({ table: t.deliveries, key: deliveryKey(sid, d.seq) });
         for (const p of session.inboundQoS2) drop.push({ table: t.inbound, key: inboundKey(sid, p) });
@@ -703,7 +711,7 @@ export class DurableStore implements Store {
       }
     }
 
-    if (drop.length > 0 || put.length > 0) {
+    if (this.#commitExpirySweep && (drop.length > 0 || put.length > 0)) {
       try {
         t.root.transactionSync(() => {
           for (const { table, key } of drop) table.remove(key);

@@ -1,7 +1,7 @@
 /**
  * Run by `verifyInChildProcess` as `node verify-child.js <directory> <now>`: opens the store
- * exactly as the broker is about to (every table read and decoded, the expiry sweep
- * committed), so that a damaged file crashes this throwaway process rather than the broker.
+ * exactly as the broker is about to (every table read and decoded; the expiry sweep computed
+ * but not written, so the broker still sees what expired), so that a damaged file crashes this throwaway process rather than the broker.
  * Prints `ok …` and exits 0 on success; on a StoreError prints it as one JSON line
  * `{"code":…,"detail":…}` and exits 1. Does nothing when imported or run without arguments.
  */
@@ -10,7 +10,7 @@ import { StoreError } from './errors.js';
 import { DurableStore } from './lmdb-store.js';
 
 async function verify(directory: string, now: number): Promise<void> {
-  const store = new DurableStore({ directory, verifyOnOpen: false });
+  const store = new DurableStore({ directory, verifyOnOpen: false, commitExpirySweep: false });
   const state = await store.open(now);
   await store.close();
   const deliveries = state.sessions.reduce((n, s) => n + s.deliveries.length, 0);

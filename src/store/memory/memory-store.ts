@@ -51,7 +51,7 @@ export class MemoryStore implements Store {
   async open(now: number): Promise<StoredState> {
     if (this.#state === 'open') throw new Error('MemoryStore is already open');
     this.#state = 'open';
-    this.#dropExpired(now);
+    const expiredWills = this.#dropExpired(now);
 
     const sessions: StoredSession[] = [];
     for (const entry of this.#sessions.values()) {
@@ -64,7 +64,7 @@ export class MemoryStore implements Store {
         inboundQoS2: [...entry.inboundQoS2],
       });
     }
-    return { sessions, retained: [...this.#retained.values()] };
+    return { sessions, retained: [...this.#retained.values()], expiredWills };
   }
 
   async close(): Promise<void> {
@@ -155,14 +155,16 @@ export class MemoryStore implements Store {
   }
 
   /**
-   * Forgets what expired while the broker was down: sessions past their expiry interval, queued
+   * Forgets what expired while the broker was down (returning the wills of expired sessions,
+   * which are now due): sessions past their expiry interval, queued
    * messages past their expiry and expired retained messages. A session still marked connected
    * (no `disconnectedAt`: the broker stopped without recording the disconnect) counts as
    * disconnected now, so it does not expire here. A delivery already sent (it has a packetId)
    * is kept even when its message expired: onward delivery has started, and the PUBLISH must
    * be resent or the QoS 2 exchange completed (MQTT-3.3.2-5, MQTT-4.4.0-1).
    */
-  #dropExpired(now: number): void {
+  #dropExpired(now: number): Message[] {
+    const expiredWills: Message[] = [];
     for (const [clientId, entry] of this.#sessions) {
       const { expiryInterval, disconnectedAt } = entry.record;
       if (
@@ -171,6 +173,7 @@ export class MemoryStore implements Store {
         disconnectedAt + expiryInterval * 1000 <= now
       ) {
         this.#sessions.delete(clientId);
+        if (entry.record.will !== undefined) expiredWills.push(entry.record.will.message);
         continue;
       }
       for (const [seq, delivery] of entry.deliveries) {
@@ -182,6 +185,7 @@ export class MemoryStore implements Store {
     for (const [topic, message] of this.#retained) {
       if (isExpiredAt(message, now)) this.#retained.delete(topic);
     }
+    return expiredWills;
   }
 }
 
