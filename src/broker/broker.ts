@@ -152,7 +152,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private routing: Message | undefined;
   private readonly targets: Session[] = [];
   private readonly groupHits: ShareGroup[] = [];
-  private writes: Promise<void>[] = [];
+  private readonly writes: Promise<void>[] = [];
   /** Every store write not yet settled, so `close` can wait for them. */
   private readonly unsettled = new Set<Promise<void>>();
   private readonly collect = (subscriber: Subscriber): void => this.collectSubscriber(subscriber);
@@ -458,14 +458,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
       }
       if (replaced !== undefined) message = replaced;
     }
-    const writes: Promise<void>[] = [];
-    this.writes = writes;
+    // The writes this publish causes collect in a reused array (from `start`, should a hook publish too).
+    const writes = this.writes;
+    const start = writes.length;
     if (message.retain && this.options.retainAvailable) this.retain(message);
     const matched = this.route(message);
-    this.writes = [];
-    this.emit('published', message, client);
+    const added = writes.length - start;
     const persisted =
-      writes.length === 0 ? undefined : writes.length === 1 ? writes[0] : Promise.all(writes).then(noop);
+      added === 0 ? undefined : added === 1 ? writes[start] : Promise.all(writes.slice(start)).then(noop);
+    writes.length = start;
+    this.emit('published', message, client);
     return { matched, persisted };
   }
 
