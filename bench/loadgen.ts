@@ -17,11 +17,20 @@
  *
  * Sockets are raw `net` sockets with Nagle off, speaking MQTT 3.1.1 (every broker under test
  * supports it). Packets are built with Cicada's codec (`encode`, `PublishTemplate`); what
- * arrives during the handshake is decoded with `decodeAll`. The hot receive path (PUBLISH
- * and PUBACK) uses a minimal frame scanner that reads the fixed header, the packet
- * identifier and the timestamp in the payload and allocates nothing, so the generator
- * stays well ahead of the brokers; `fullDecode` routes everything through MqttDecoder
- * instead, to compare.
+ * arrives during the handshake is decoded with `decodeAll`. The hot receive path (PUBLISH,
+ * PUBACK, PUBREC, PUBREL, PUBCOMP) uses a minimal frame scanner that reads the fixed header,
+ * the packet identifier and the timestamp in the payload and allocates nothing, so the
+ * generator stays well ahead of the brokers; `fullDecode` routes everything through
+ * MqttDecoder instead, to compare.
+ *
+ * QoS 2: publishers run PUBLISH → PUBREC → PUBREL → PUBCOMP with the same bounded window as
+ * QoS 1 (a message leaves the window at PUBCOMP) and check that every PUBREC and PUBCOMP
+ * answers a packet identifier in the matching state. Subscribers answer PUBREC, and PUBCOMP
+ * on PUBREL; a QoS 2 PUBLISH whose identifier still awaits PUBREL is a retransmission and is
+ * acknowledged again but not delivered (the receiver's half of exactly-once). Payloads of at
+ * least 14 bytes also carry a per-publisher sequence number (bytes 10–13), and subscribers
+ * keep a bitmap of those seen per publisher, so that a message delivered twice in two
+ * distinct flows (an exactly-once failure) is counted as a duplicate.
  *
  * Payloads carry the send time (performance.now(), float64 LE) in their first 8 bytes;
  * publisher and subscriber share this process's clock, so the end-to-end latency is a
@@ -43,11 +52,11 @@ export interface LoadSpec {
   pattern: Pattern;
   publishers: number;
   subscribers: number;
-  qos: 0 | 1;
+  qos: 0 | 1 | 2;
   payload: number;
   /** Total offered publish rate in msg/s across all publishers; 0 for as fast as allowed. */
   rate: number;
-  /** QoS 1: PUBLISHes a publisher may have awaiting PUBACK. */
+  /** QoS 1 and 2: PUBLISHes a publisher may have awaiting PUBACK (QoS 2: PUBCOMP). */
   window: number;
   /**
    * QoS 0, unpaced: PUBLISHes a publisher may have sent that have not yet reached every
@@ -73,12 +82,19 @@ export interface IdleSpec {
 export interface Counters {
   /** PUBLISHes written by publishers. */
   sent: number;
-  /** PUBACKs received by publishers (QoS 1). */
+  /** PUBACKs (QoS 1) or PUBCOMPs (QoS 2) received by publishers. */
   acked: number;
-  /** PUBLISHes received by subscribers (one per copy). */
+  /** PUBLISHes delivered to subscribers (one per copy; duplicates included). */
   received: number;
   /** Duplicate-flagged PUBLISHes received. */
   dups: number;
+  /**
+   * QoS 2 with sequence numbers: copies a subscriber had already received (the same
+   * message in a second PUBLISH flow): exactly-once violated.
+   */
+  duplicates: number;
+  /** QoS 2: PUBLISHes repeating an identifier that awaits PUBREL (acknowledged, not delivered). */
+  resent: number;
   /** QoS 0 window: in-flight messages written off after a stall (presumed dropped by the broker). */
   writtenOff: number;
   errors: number;
@@ -103,9 +119,15 @@ export interface LatencySummary {
 
 export interface FinalReply extends Counters {
   type: 'final';
-  /** Copies the subscribers should have received: (acked for QoS 1, else sent) × copies per message. */
+  /** Copies the subscribers should have received: (acked for QoS 1 and 2, else sent) × copies per message. */
   expected: number;
-  /** True when every expected copy arrived (and, for QoS 1, every PUBLISH was acknowledged). */
+  /**
+   * Whether `duplicates` was counted message by message (QoS 2, payload of at least 14
+   * bytes). Otherwise, at QoS 2, it is the surplus of copies received over those expected
+   * once every flow completed, which a loss elsewhere can hide.
+   */
+  sequenced: boolean;
+  /** True when every expected copy arrived (and, for QoS 1 and 2, every PUBLISH was acknowledged). */
   settled: boolean;
   drainMs: number;
   inflight: number;
@@ -143,7 +165,16 @@ export type FromLoadgen =
 // State
 
 const V = 4 as const;
-const counters: Counters = { sent: 0, acked: 0, received: 0, dups: 0, writtenOff: 0, errors: 0 };
+const counters: Counters = {
+  sent: 0,
+  acked: 0,
+  received: 0,
+  dups: 0,
+  duplicates: 0,
+  resent: 0,
+  writtenOff: 0,
+  errors: 0,
+};
 let firstError: string | undefined;
 const sockets = new Set<Socket>();
 let running = false;
@@ -203,9 +234,19 @@ function frameLength(buf: Buffer, pos: number, end: number): number {
   return -1;
 }
 
+/** Packet identifier states of a QoS 2 publisher (`Client.pubIds`). */
+const AWAIT_PUBREC = 1;
+const AWAIT_PUBCOMP = 2;
+
+/** First bytes of the acknowledgements the generator sends (MQTT 3.1.1, 2.2.1). */
+const PUBACK = 0x40;
+const PUBREC = 0x50;
+const PUBREL = 0x62;
+const PUBCOMP = 0x70;
+
 /**
- * One MQTT client connection. PUBLISH and PUBACK are handled in place by the scanner;
- * anything else goes through `decodeAll` to `onControl`.
+ * One MQTT client connection. PUBLISH and the acknowledgements are handled in place by the
+ * scanner; anything else goes through `decodeAll` to `onControl`.
  */
 class Client {
   readonly socket: Socket;
@@ -213,12 +254,24 @@ class Client {
   private readonly decoder: MqttDecoder | undefined;
   private established = false;
   onControl: Handler = () => {};
-  /** Publisher side: called with the number of PUBACKs in one chunk. */
+  /** Publisher side: called with the number of PUBACKs (QoS 2: PUBCOMPs) in one chunk. */
   onAcks: ((n: number) => void) | undefined;
   /** Subscriber side: copies received per publisher index (from payload bytes 8–9). */
   recv: Float64Array | undefined;
   /** Subscriber side: called after a chunk that delivered anything. */
   onDeliveries: (() => void) | undefined;
+  /**
+   * QoS 2 publisher side: state of each packet identifier (0 free, AWAIT_PUBREC,
+   * AWAIT_PUBCOMP), set to AWAIT_PUBREC by the publisher as it sends.
+   */
+  pubIds: Uint8Array | undefined;
+  /** QoS 2 subscriber side: 1 for each packet identifier received and awaiting PUBREL. */
+  private awaitingRel: Uint8Array | undefined;
+  /**
+   * QoS 2 subscriber side, sequenced payloads: one bitmap of the sequence numbers seen per
+   * publisher index; undefined when not checking.
+   */
+  seen: Uint8Array[] | undefined;
   private deliveries = 0;
   private acks = 0;
   private ackBuf: Buffer | undefined;
@@ -260,44 +313,124 @@ class Client {
 
   /** Full-decode path: every packet as an object. */
   private onPacket(p: Packet): void {
-    if (p.type === 'publish') {
-      const n = p.payload.length;
-      this.delivered(
-        p.dup,
-        n >= 8 ? p.payload.readDoubleLE(0) : -1,
-        n >= 10 ? p.payload.readUInt16LE(8) : -1,
-      );
-      if (p.qos === 1) this.queueAck(p.packetId!);
-    } else if (p.type === 'puback') {
-      this.acks++;
-    } else {
-      this.onControl(p);
+    switch (p.type) {
+      case 'publish': {
+        const n = p.payload.length;
+        this.publish(
+          p.qos,
+          p.packetId ?? 0,
+          p.dup,
+          n >= 8 ? p.payload.readDoubleLE(0) : -1,
+          n >= 10 ? p.payload.readUInt16LE(8) : -1,
+          n >= 14 ? p.payload.readUInt32LE(10) : -1,
+        );
+        break;
+      }
+      case 'puback':
+        this.acks++;
+        break;
+      case 'pubrec':
+        this.pubrec(p.packetId);
+        break;
+      case 'pubrel':
+        this.pubrel(p.packetId);
+        break;
+      case 'pubcomp':
+        this.pubcomp(p.packetId);
+        break;
+      default:
+        this.onControl(p);
     }
   }
 
-  private delivered(dup: boolean, sentAt: number, from: number): void {
+  /** A PUBLISH arrived: acknowledge it and, unless it repeats a QoS 2 flow, deliver it. */
+  private publish(qos: number, id: number, dup: boolean, sentAt: number, from: number, seq: number): void {
+    if (qos === 1) {
+      this.queueAck(PUBACK, id);
+    } else if (qos === 2) {
+      this.queueAck(PUBREC, id);
+      this.awaitingRel ??= new Uint8Array(0x10000);
+      const awaiting = this.awaitingRel;
+      if (awaiting[id] === 1) {
+        // The broker sent this identifier again before our PUBREC reached it (or lost it):
+        // the same message, already delivered (MQTT-4.3.3-2, method B).
+        counters.resent++;
+        if (dup) counters.dups++;
+        return;
+      }
+      awaiting[id] = 1;
+    }
     counters.received++;
     this.deliveries++;
     if (this.recv !== undefined && from >= 0 && from < this.recv.length) this.recv[from]!++;
     if (dup) counters.dups++;
+    if (this.seen !== undefined && seq >= 0 && from >= 0 && from < this.seen.length) this.mark(from, seq);
     if (recording && sentAt >= 0) recordLatency(sentAt);
   }
 
-  private queueAck(id: number): void {
+  /** Exactly-once check: sequence number `seq` of publisher `from` arrived. */
+  private mark(from: number, seq: number): void {
+    const byte = seq >>> 3;
+    let bits = this.seen![from]!;
+    if (byte >= bits.length) {
+      const next = new Uint8Array(Math.max(byte + 1, bits.length * 2, 4096));
+      next.set(bits);
+      this.seen![from] = bits = next;
+    }
+    const bit = 1 << (seq & 7);
+    if ((bits[byte]! & bit) !== 0) counters.duplicates++;
+    else bits[byte] = bits[byte]! | bit;
+  }
+
+  /** Publisher side, QoS 2: PUBREC → PUBREL. */
+  private pubrec(id: number): void {
+    const ids = this.pubIds;
+    if (ids !== undefined) {
+      const state = ids[id];
+      if (state === AWAIT_PUBREC) ids[id] = AWAIT_PUBCOMP;
+      else if (state !== AWAIT_PUBCOMP) {
+        // A repeated PUBREC (AWAIT_PUBCOMP) just gets its PUBREL again.
+        noteError(`PUBREC for packet identifier ${id}, which awaits none`);
+        return;
+      }
+    }
+    this.queueAck(PUBREL, id);
+  }
+
+  /** Subscriber side, QoS 2: PUBREL → PUBCOMP; the identifier is free again. */
+  private pubrel(id: number): void {
+    if (this.awaitingRel !== undefined) this.awaitingRel[id] = 0;
+    this.queueAck(PUBCOMP, id);
+  }
+
+  /** Publisher side, QoS 2: PUBCOMP completes the flow. */
+  private pubcomp(id: number): void {
+    const ids = this.pubIds;
+    if (ids !== undefined) {
+      if (ids[id] !== AWAIT_PUBCOMP) {
+        noteError(`PUBCOMP for packet identifier ${id}, which awaits none`);
+        return;
+      }
+      ids[id] = 0;
+    }
+    this.acks++;
+  }
+
+  private queueAck(first: number, id: number): void {
     if (this.ackBuf === undefined || this.ackLen + 4 > this.ackBuf.length) {
       const next = Buffer.allocUnsafe(Math.max(256, (this.ackBuf?.length ?? 0) * 2));
       if (this.ackBuf !== undefined) this.ackBuf.copy(next, 0, 0, this.ackLen);
       this.ackBuf = next;
     }
     const b = this.ackBuf;
-    b[this.ackLen] = 0x40;
+    b[this.ackLen] = first;
     b[this.ackLen + 1] = 2;
     b[this.ackLen + 2] = id >> 8;
     b[this.ackLen + 3] = id & 0xff;
     this.ackLen += 4;
   }
 
-  /** Sends the PUBACKs queued while handling one chunk in a single write. */
+  /** Sends the acknowledgements queued while handling one chunk in a single write. */
   private flushAcks(): void {
     if (this.ackLen === 0) return;
     // A copy: the socket may still hold the bytes when the buffer is reused.
@@ -334,24 +467,33 @@ class Client {
       const first = buf[pos]!;
       const type = first >> 4;
       const frameEnd = pos + total;
+      // Past the fixed header.
+      let p = pos + 1;
+      while (buf[p]! & 0x80) p++;
+      p++;
       if (type === 3) {
         const qos = (first >> 1) & 3;
-        let p = pos + 1;
-        while (buf[p]! & 0x80) p++;
-        p++;
         p += 2 + ((buf[p]! << 8) | buf[p + 1]!);
+        let id = 0;
         if (qos > 0) {
-          this.queueAck((buf[p]! << 8) | buf[p + 1]!);
+          id = (buf[p]! << 8) | buf[p + 1]!;
           p += 2;
         }
         const n = frameEnd - p;
-        this.delivered(
+        this.publish(
+          qos,
+          id,
           (first & 8) !== 0,
           n >= 8 ? buf.readDoubleLE(p) : -1,
           n >= 10 ? buf.readUInt16LE(p + 8) : -1,
+          n >= 14 ? buf.readUInt32LE(p + 10) : -1,
         );
-      } else if (type === 4) {
-        this.acks++;
+      } else if (type >= 4 && type <= 7 && frameEnd - p >= 2) {
+        const id = (buf[p]! << 8) | buf[p + 1]!;
+        if (type === 4) this.acks++;
+        else if (type === 5) this.pubrec(id);
+        else if (type === 6) this.pubrel(id);
+        else this.pubcomp(id);
       } else {
         for (const packet of decodeAll(buf.subarray(pos, frameEnd), { protocolVersion: V })) {
           this.onControl(packet);
@@ -382,7 +524,7 @@ class Client {
     });
   }
 
-  subscribe(filter: string, qos: 0 | 1): Promise<void> {
+  subscribe(filter: string, qos: 0 | 1 | 2): Promise<void> {
     return new Promise((resolve, reject) => {
       this.onControl = (p) => {
         if (p.type !== 'suback') return;
@@ -403,7 +545,8 @@ class Client {
 
 /**
  * One publisher. Its PUBLISH is encoded once; batches are copies with the packet identifier,
- * the send time (payload bytes 0–7) and the publisher's index (bytes 8–9) patched in.
+ * the send time (payload bytes 0–7), the publisher's index (bytes 8–9) and, at QoS 2, a
+ * sequence number (bytes 10–13) patched in.
  */
 class Publisher {
   private readonly packet: Buffer;
@@ -411,10 +554,13 @@ class Publisher {
   private readonly stampOffset: number;
   private readonly stamped: boolean;
   private readonly tagged: boolean;
+  /** QoS 2 with room for it: payloads carry a sequence number, for the exactly-once check. */
+  readonly sequenced: boolean;
+  private seq = 0;
   private nextId = 1;
   /** PUBLISHes written. */
   private sent = 0;
-  /** QoS 1: awaiting PUBACK. */
+  /** QoS 1: awaiting PUBACK; QoS 2: awaiting PUBCOMP. */
   inflight = 0;
   private waitingDrain = false;
   private scheduled = false;
@@ -440,11 +586,13 @@ class Publisher {
   ) {
     const payload = Buffer.alloc(spec.payload, 'x');
     const template = new PublishTemplate(topic, payload);
-    this.packet = template.encode(V, spec.qos === 1 ? { qos: 1, packetId: 1 } : { qos: 0 });
+    this.packet = template.encode(V, spec.qos > 0 ? { qos: spec.qos, packetId: 1 } : { qos: 0 });
     this.stampOffset = this.packet.length - payload.length;
     this.idOffset = this.stampOffset - 2;
     this.stamped = spec.payload >= 8;
     this.tagged = spec.payload >= 10;
+    this.sequenced = spec.qos === 2 && spec.payload >= 14;
+    if (spec.qos === 2) client.pubIds = new Uint8Array(0x10000);
     this.window0 = spec.qos === 0 && spec.rate <= 0 && this.tagged && subs.length > 0 ? window0 : 0;
     this.batch = Math.max(1, Math.min(256, Math.floor(16384 / this.packet.length)));
     client.onAcks = (n) => {
@@ -463,17 +611,24 @@ class Publisher {
     const len = this.packet.length;
     const out = Buffer.allocUnsafe(n * len);
     const now = performance.now();
-    const qos1 = this.spec.qos === 1;
+    const acked = this.spec.qos > 0;
+    const ids = this.client.pubIds;
     for (let i = 0, off = 0; i < n; i++, off += len) {
       this.packet.copy(out, off);
-      if (qos1) {
+      if (acked) {
         const id = this.nextId;
         this.nextId = id === 0xffff ? 1 : id + 1;
         out[off + this.idOffset] = id >> 8;
         out[off + this.idOffset + 1] = id & 0xff;
+        if (ids !== undefined) {
+          // The window is far below 65 535: an identifier still in use is a bug here.
+          if (ids[id] !== 0) noteError(`packet identifier ${id} reused while in flight`);
+          ids[id] = AWAIT_PUBREC;
+        }
       }
       if (this.stamped) out.writeDoubleLE(at === undefined ? now : at(i), off + this.stampOffset);
       if (this.tagged) out.writeUInt16LE(this.index, off + this.stampOffset + 8);
+      if (this.sequenced) out.writeUInt32LE(this.seq++, off + this.stampOffset + 10);
     }
     return out;
   }
@@ -481,7 +636,7 @@ class Publisher {
   private write(buf: Buffer, n: number): void {
     counters.sent += n;
     this.sent += n;
-    if (this.spec.qos === 1) this.inflight += n;
+    if (this.spec.qos > 0) this.inflight += n;
     if (!this.client.socket.write(buf)) this.waitingDrain = true;
   }
 
@@ -501,7 +656,7 @@ class Publisher {
       this.sendBacklog();
       return;
     }
-    if (this.spec.qos === 1) {
+    if (this.spec.qos > 0) {
       const n = this.spec.window - this.inflight;
       if (n > 0) this.write(this.build(n), n);
       return;
@@ -554,7 +709,7 @@ class Publisher {
   sendBacklog(): void {
     let n = this.backlog.length;
     if (n === 0) return;
-    if (this.spec.qos === 1) n = Math.min(n, this.spec.window - this.inflight);
+    if (this.spec.qos > 0) n = Math.min(n, this.spec.window - this.inflight);
     if (n <= 0) return;
     const times = this.backlog;
     this.write(
@@ -625,6 +780,9 @@ async function setup(s: LoadSpec): Promise<void> {
     topo.subFilters.map(async (filter, i) => {
       const c = new Client(s.host, s.port, s.fullDecode);
       c.recv = new Float64Array(topo.pubTopics.length);
+      if (s.qos === 2 && s.payload >= 14) {
+        c.seen = Array.from({ length: topo.pubTopics.length }, () => new Uint8Array(4096));
+      }
       c.onDeliveries = kick;
       await c.handshake(`${s.clientPrefix}s${i}`, 600);
       await c.subscribe(filter, s.qos);
@@ -684,12 +842,15 @@ async function stop(): Promise<void> {
   if (watchdog !== undefined) clearInterval(watchdog);
   const { copies } = topology(s);
   const inflight = (): number => publishers.reduce((a, p) => a + p.inflight, 0);
-  const expected = (): number => (s.qos === 1 ? counters.acked : counters.sent) * copies;
+  const expected = (): number => (s.qos > 0 ? counters.acked : counters.sent) * copies;
+  const sequenced = s.qos === 2 && s.payload >= 14;
+  // Distinct copies: a duplicate must not stand in for a lost copy.
+  const distinct = (): number => counters.received - counters.duplicates;
   const t0 = performance.now();
   let lastProgress = t0;
   let last = -1;
   for (;;) {
-    const done = counters.received >= expected() && (s.qos === 0 || inflight() === 0);
+    const done = distinct() >= expected() && (s.qos === 0 || inflight() === 0);
     const now = performance.now();
     const progress = counters.received + counters.acked;
     if (progress !== last) {
@@ -697,10 +858,15 @@ async function stop(): Promise<void> {
       lastProgress = now;
     }
     if (done || now - t0 > s.drainMs || now - lastProgress > 1000) {
+      if (s.qos === 2 && !sequenced && inflight() === 0) {
+        // No sequence numbers: every flow completed, so a surplus can only be duplicates.
+        counters.duplicates = Math.max(0, counters.received - expected());
+      }
       send({
         type: 'final',
         ...counters,
         expected: expected(),
+        sequenced,
         settled: done,
         drainMs: now - t0,
         inflight: inflight(),
