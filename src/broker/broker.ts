@@ -10,7 +10,6 @@ import type {
   DropReason,
 } from './hooks.js';
 import {
-  type Delivery,
   isExpired,
   type Message,
   type MessageProperties,
@@ -427,7 +426,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         const group = this.groups.get(delivery.shareKey);
         const member = group && pickMember(group, session);
         if (member !== undefined && group !== undefined) {
-          this.deliver(member.session, this.groupDelivery(delivery.message, member), group.key);
+          this.deliverToMember(member, delivery.message, group.key);
           continue;
         }
       }
@@ -498,13 +497,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       targets[i] = undefined as unknown as Session;
       if (session.routeEpoch !== epoch) continue;
       const qos = message.qos < session.routeQoS ? message.qos : session.routeQoS;
-      this.deliver(session, {
-        message,
-        qos,
-        // MQTT-3.3.1-12/13: RETAIN is kept only for Retain As Published subscriptions.
-        retain: session.routeRetain && message.retain,
-        subscriptionIds: session.routeIds,
-      });
+      // MQTT-3.3.1-12/13: RETAIN is kept only for Retain As Published subscriptions.
+      this.deliver(session, message, qos, session.routeRetain && message.retain, session.routeIds);
       matched++;
     }
     targets.length = 0;
@@ -513,7 +507,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       const member = pickMember(group);
       if (member === undefined) continue;
       if (member.options.noLocal && message.origin === member.session.clientId) continue;
-      this.deliver(member.session, this.groupDelivery(message, member), group.key);
+      this.deliverToMember(member, message, group.key);
       matched++;
     }
     groupHits.length = 0;
@@ -549,32 +543,41 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
-  private groupDelivery(message: Message, member: Subscription): Delivery {
+  private deliverToMember(member: Subscription, message: Message, shareKey: string): void {
     const { options } = member;
-    return {
+    this.deliver(
+      member.session,
       message,
-      qos: message.qos < options.qos ? message.qos : options.qos,
-      retain: options.retainAsPublished && message.retain,
-      subscriptionIds: options.subscriptionId === undefined ? undefined : [options.subscriptionId],
-    };
+      message.qos < options.qos ? message.qos : options.qos,
+      options.retainAsPublished && message.retain,
+      options.subscriptionId === undefined ? undefined : [options.subscriptionId],
+      shareKey,
+    );
   }
 
   /** Queues one delivery for a session, applying the queue bound and persisting what must survive. */
-  private deliver(session: Session, delivery: Delivery, shareKey?: string): void {
-    if (session.link === undefined && delivery.qos === 0 && !this.options.queueQoS0) {
-      this.emit('dropped', delivery.message, session.clientId, 'offline-qos0');
+  private deliver(
+    session: Session,
+    message: Message,
+    qos: QoS,
+    retain: boolean,
+    subscriptionIds: readonly number[] | undefined,
+    shareKey?: string,
+  ): void {
+    if (session.link === undefined && qos === 0 && !this.options.queueQoS0) {
+      this.emit('dropped', message, session.clientId, 'offline-qos0');
       return;
     }
     if (session.queuedCount >= this.options.maxQueuedMessages) {
       if (this.options.queueOverflow === 'drop-new') {
-        this.emit('dropped', delivery.message, session.clientId, 'queue-full');
+        this.emit('dropped', message, session.clientId, 'queue-full');
         return;
       }
       const oldest = session.dropOldest();
       if (oldest !== undefined) this.discard(session, oldest, 'queue-full');
     }
-    const queued = session.enqueue(delivery, shareKey);
-    if (delivery.qos > 0 && session.persistent) {
+    const queued = session.enqueue(message, qos, retain, subscriptionIds, shareKey);
+    if (qos > 0 && session.persistent) {
       this.stored.add(session);
       this.persist(this.store.enqueue(session.clientId, [queued]));
     }
@@ -596,11 +599,22 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   // ---- delivery state, reported by the connection -------------------------------------
 
-  /** The connection sent a QoS 1/2 delivery with its packet id (MQTT-4.4.0-1 needs it on resume). */
-  sent(session: Session, delivery: QueuedDelivery): void {
-    if (this.stored.has(session) && delivery.packetId !== undefined) {
-      this.background(this.store.markSent(session.clientId, delivery.seq, delivery.packetId));
+  /**
+   * The connection is sending a QoS 1/2 delivery with its packet id (MQTT-4.4.0-1 needs it on
+   * resume). For QoS 2 returns the store write, which the PUBLISH must wait for: a client may
+   * hold a QoS 2 packet id until PUBREL (MQTT-4.3.3-9), so after a crash the broker must send
+   * the message again under that same id, never as a new message under another (a duplicate,
+   * and a later message under the held id taken for one). QoS 1 copies may repeat.
+   */
+  sent(session: Session, delivery: QueuedDelivery): Promise<void> | undefined {
+    if (!this.stored.has(session) || delivery.packetId === undefined) return undefined;
+    const write = this.store.markSent(session.clientId, delivery.seq, delivery.packetId);
+    if (delivery.qos < 2) {
+      this.background(write);
+      return undefined;
     }
+    this.track(write);
+    return write;
   }
 
   /**
@@ -615,15 +629,23 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return true;
   }
 
-  /** PUBREC arrived: only PUBREL/PUBCOMP remain (MQTT-4.3.3-4). Returns false for an unknown id. */
-  released(session: Session, packetId: number): boolean {
+  /**
+   * PUBREC arrived: only PUBREL/PUBCOMP remain (MQTT-4.3.3-4). Returns false for an unknown id,
+   * else the store write recording it (undefined when there is none), which PUBREL must wait
+   * for: a client that got PUBREL may complete and forget the message, so after a crash the
+   * broker must not send that PUBLISH again (the client would take it for a new message).
+   */
+  released(session: Session, packetId: number): Promise<void> | undefined | false {
     const delivery = session.inflight.get(packetId);
     if (delivery === undefined || delivery.qos !== 2) return false;
-    if (!delivery.released) {
+    if (delivery.released || !this.stored.has(session)) {
       delivery.released = true;
-      if (this.stored.has(session)) this.background(this.store.markReleased(session.clientId, delivery.seq));
+      return undefined;
     }
-    return true;
+    delivery.released = true;
+    const write = this.store.markReleased(session.clientId, delivery.seq);
+    this.track(write);
+    return write;
   }
 
   /** Drops a delivery the connection cannot send (expired, or too large for the client). */
@@ -643,11 +665,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.store.addInboundQoS2(session.clientId, packetId);
   }
 
-  /** PUBREL arrived for an inbound QoS 2 packet id. Returns false when the id was unknown. */
-  releasedQoS2(session: Session, packetId: number): boolean {
+  /**
+   * PUBREL arrived for an inbound QoS 2 packet id. Returns false when the id was unknown, else
+   * the store write forgetting it (undefined when there is none), which PUBCOMP must wait for:
+   * after a crash the id would still be held, and the client's next message under that id,
+   * sent once PUBCOMP freed it, taken for a duplicate and dropped (MQTT-4.3.3-10).
+   */
+  releasedQoS2(session: Session, packetId: number): Promise<void> | undefined | false {
     if (!session.inboundQoS2.delete(packetId)) return false;
-    if (this.stored.has(session)) this.background(this.store.removeInboundQoS2(session.clientId, packetId));
-    return true;
+    if (!this.stored.has(session)) return undefined;
+    const write = this.store.removeInboundQoS2(session.clientId, packetId);
+    this.track(write);
+    return write;
   }
 
   private background(write: Promise<void>): void {
@@ -723,12 +752,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
           expired.push(message.topic);
           return;
         }
-        this.deliver(session, {
+        this.deliver(
+          session,
           message,
-          qos: message.qos < options.qos ? message.qos : options.qos,
-          retain: true,
-          subscriptionIds: options.subscriptionId === undefined ? undefined : [options.subscriptionId],
-        });
+          message.qos < options.qos ? message.qos : options.qos,
+          true,
+          options.subscriptionId === undefined ? undefined : [options.subscriptionId],
+        );
       });
       for (const topic of expired) {
         this.retained.delete(topic);

@@ -28,6 +28,11 @@ export interface Message {
   readonly createdAt: number;
   /** The publishing client's id, for No Local (MQTT-3.8.3-3); absent for server-made messages. */
   readonly origin?: string;
+  /**
+   * Scratch space where a protocol keeps its encoding of the message, shared by every
+   * subscriber the message goes to. The core never reads it, and stores do not keep it.
+   */
+  encoded?: unknown;
 }
 
 /** Options of one subscription (MQTT 5 3.8.3.1); 3.x subscriptions use the defaults. */

@@ -1,5 +1,5 @@
 import type { ClientInfo, ClientLink } from './hooks.js';
-import type { Delivery, Message, QoS } from './message.js';
+import type { Message, QoS } from './message.js';
 import type { Subscription } from './routing.js';
 import type { StoredDelivery } from './store.js';
 
@@ -78,15 +78,14 @@ export class Session {
   }
 
   /** Adds a delivery at the back of the queue, giving it the next sequence number. */
-  enqueue(delivery: Delivery, shareKey?: string): QueuedDelivery {
-    const queued: QueuedDelivery = {
-      message: delivery.message,
-      qos: delivery.qos,
-      retain: delivery.retain,
-      subscriptionIds: delivery.subscriptionIds,
-      seq: this.nextSeq++,
-      shareKey,
-    };
+  enqueue(
+    message: Message,
+    qos: QoS,
+    retain: boolean,
+    subscriptionIds: readonly number[] | undefined,
+    shareKey?: string,
+  ): QueuedDelivery {
+    const queued: QueuedDelivery = { message, qos, retain, subscriptionIds, seq: this.nextSeq++, shareKey };
     this.queue.push(queued);
     return queued;
   }

@@ -1,4 +1,4 @@
-import { utf8Length, variableIntLength, writeVariableInt } from './primitives.js';
+import { utf8Length, variableIntLength, writeUtf8, writeVariableInt } from './primitives.js';
 import { propertiesLength, writeProperties } from './properties.js';
 import { MAX_VARIABLE_BYTE_INTEGER, type Properties, type ProtocolVersion, type QoS } from './types.js';
 
@@ -20,6 +20,8 @@ export interface PublishVariant {
 }
 
 /** Properties that vary per subscriber and so are never part of the shared encoding. */
+const EMPTY = Buffer.alloc(0);
+
 const PER_COPY: ReadonlySet<string> = new Set([
   'subscriptionIdentifiers',
   'topicAlias',
@@ -33,20 +35,21 @@ const PER_COPY: ReadonlySet<string> = new Set([
  * cached, so a QoS 0 fan-out encodes each version once.
  */
 export class PublishTemplate {
-  private readonly topicBytes: Buffer;
-  private readonly commonProps: Buffer;
+  private readonly topicLength: number;
+  private readonly common: Properties | undefined;
+  private readonly commonLength: number;
+  /** The common properties, encoded on first use by a 5.0 copy. */
+  private commonBytes: Buffer | undefined;
   private readonly cache: (Buffer | undefined)[] = [];
 
   constructor(
-    topic: string,
+    readonly topic: string,
     readonly payload: Buffer,
     properties?: Properties,
   ) {
     const topicLength = utf8Length(topic);
     if (topicLength > 0xffff) throw new RangeError(`topic is ${topicLength} bytes; at most 65535 fit`);
-    this.topicBytes = Buffer.allocUnsafe(2 + topicLength);
-    this.topicBytes.writeUInt16BE(topicLength, 0);
-    this.topicBytes.write(topic, 2, topicLength, topicLength === topic.length ? 'latin1' : 'utf8');
+    this.topicLength = topicLength;
     let common: Properties | undefined;
     if (properties !== undefined) {
       for (const key in properties) {
@@ -56,11 +59,23 @@ export class PublishTemplate {
         (common as Record<string, unknown>)[key] = value;
       }
     }
-    const length = propertiesLength(common, 'publish');
-    // Encoded without its length prefix: the per-copy properties change the total.
-    const encoded = Buffer.allocUnsafe(variableIntLength(length) + length);
-    writeProperties(encoded, 0, common, length);
-    this.commonProps = encoded.subarray(encoded.length - length);
+    this.common = common;
+    this.commonLength = propertiesLength(common, 'publish');
+  }
+
+  private commonProperties(): Buffer {
+    if (this.commonBytes === undefined) {
+      const length = this.commonLength;
+      if (length === 0) {
+        this.commonBytes = EMPTY;
+      } else {
+        // Encoded without its length prefix: the per-copy properties change the total.
+        const encoded = Buffer.allocUnsafe(variableIntLength(length) + length);
+        writeProperties(encoded, 0, this.common, length);
+        this.commonBytes = encoded.subarray(encoded.length - length);
+      }
+    }
+    return this.commonBytes;
   }
 
   /** The encoded size of one copy, to check against a receiver's Maximum Packet Size before sending. */
@@ -91,7 +106,7 @@ export class PublishTemplate {
   }
 
   private propsLength(variant: PublishVariant): number {
-    let length = this.commonProps.length;
+    let length = this.commonLength;
     if (variant.messageExpiryInterval !== undefined) length += 5;
     if (variant.topicAlias !== undefined) length += 3;
     const ids = variant.subscriptionIdentifiers;
@@ -107,7 +122,7 @@ export class PublishTemplate {
   }
 
   private remainingLength(version: ProtocolVersion, variant: PublishVariant): number {
-    let remaining = (omitsTopic(version, variant) ? 2 : this.topicBytes.length) + this.payload.length;
+    let remaining = 2 + (omitsTopic(version, variant) ? 0 : this.topicLength) + this.payload.length;
     if (variant.qos > 0) remaining += 2;
     if (version === 5) {
       const props = this.propsLength(variant);
@@ -129,7 +144,7 @@ export class PublishTemplate {
       buf[pos++] = 0;
       buf[pos++] = 0;
     } else {
-      pos += this.topicBytes.copy(buf, pos);
+      pos = writeUtf8(buf, pos, this.topic, this.topicLength);
     }
     if (qos > 0) {
       const id = variant.packetId;
@@ -150,7 +165,7 @@ export class PublishTemplate {
       buf.writeUInt32BE(variant.messageExpiryInterval, pos + 1);
       pos += 5;
     }
-    pos += this.commonProps.copy(buf, pos);
+    if (this.commonLength > 0) pos += this.commonProperties().copy(buf, pos);
     if (variant.topicAlias !== undefined) {
       buf[pos] = 0x23;
       buf.writeUInt16BE(variant.topicAlias, pos + 1);

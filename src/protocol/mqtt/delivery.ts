@@ -8,15 +8,12 @@ import type { MqttConnection } from './connection.js';
  * packets as far as flow control allows, and moves them along as the client acknowledges.
  */
 
-/** One encoding per message, shared by every subscriber it goes to. */
-const templates = new WeakMap<Message, PublishTemplate>();
-
+/** One encoding per message, shared by every subscriber it goes to (kept on the message itself). */
 function templateFor(message: Message): PublishTemplate {
-  let template = templates.get(message);
-  if (template === undefined) {
-    template = new PublishTemplate(message.topic, message.payload, message.properties);
-    templates.set(message, template);
-  }
+  const cached = message.encoded;
+  if (cached instanceof PublishTemplate) return cached;
+  const template = new PublishTemplate(message.topic, message.payload, message.properties);
+  message.encoded = template;
   return template;
 }
 
@@ -26,7 +23,6 @@ const variant: PublishVariant = { qos: 0 };
 /**
  * Sends queued deliveries until the queue is empty, the in-flight window is full
  * (the client's Receive Maximum, MQTT-4.9.0-2, and our own cap) or the socket asks us to wait.
- * Writes in one tick are corked into one syscall.
  */
 export function drainDeliveries(conn: MqttConnection): void {
   const session = conn.session!;
@@ -34,27 +30,28 @@ export function drainDeliveries(conn: MqttConnection): void {
   if (stream.writableNeedDrain) return;
   const window = Math.min(conn.clientReceiveMaximum, conn.options.maxInflightMessages);
   const now = Date.now();
-  stream.cork();
-  try {
-    for (;;) {
-      const delivery = session.nextDelivery();
-      if (delivery === undefined) break;
-      if (delivery.qos > 0 && session.inflight.size > window) {
-        session.unshift(delivery);
-        break;
-      }
-      // MQTT-3.3.2-5: an expired message is not sent.
-      if (isExpired(delivery.message, now)) {
-        conn.broker.discard(session, delivery, 'expired');
-        continue;
-      }
-      const bytes = encodeDelivery(conn, delivery, false, now);
-      if (bytes === undefined) continue;
-      if (delivery.qos > 0) conn.broker.sent(session, delivery);
-      if (!conn.write(bytes)) break;
+  for (;;) {
+    const delivery = session.nextDelivery();
+    if (delivery === undefined) break;
+    if (delivery.qos > 0 && session.inflight.size > window) {
+      session.unshift(delivery);
+      break;
     }
-  } finally {
-    stream.uncork();
+    // MQTT-3.3.2-5: an expired message is not sent.
+    if (isExpired(delivery.message, now)) {
+      conn.broker.discard(session, delivery, 'expired');
+      continue;
+    }
+    const bytes = encodeDelivery(conn, delivery, false, now);
+    if (bytes === undefined) continue;
+    const durable = delivery.qos > 0 ? conn.broker.sent(session, delivery) : undefined;
+    // A QoS 2 PUBLISH waits for its packet id to be stored (see Broker.sent), and what follows it waits too.
+    if (durable !== undefined || conn.holdingWrites) {
+      conn.writeAfter(durable, bytes);
+      continue;
+    }
+    // The connection corks writes until the next tick: a burst leaves in one syscall.
+    if (!conn.write(bytes)) break;
   }
 }
 
@@ -103,7 +100,6 @@ export function resendInflight(conn: MqttConnection): void {
   const session = conn.session!;
   if (session.inflight.size === 0) return;
   const now = Date.now();
-  conn.stream.cork();
   for (const delivery of [...session.inflight.values()]) {
     if (delivery.released) {
       conn.send({ type: 'pubrel', packetId: delivery.packetId! });
@@ -112,7 +108,6 @@ export function resendInflight(conn: MqttConnection): void {
     const bytes = encodeDelivery(conn, delivery, true, now);
     if (bytes !== undefined) conn.write(bytes);
   }
-  conn.stream.uncork();
 }
 
 /**
@@ -126,9 +121,14 @@ export function handleDeliveryAck(
   const session = conn.session!;
   const { broker } = conn;
   if (packet.type === 'pubrec' && (packet.reasonCode ?? 0) < 0x80) {
-    const known = broker.released(session, packet.packetId);
-    const reasonCode = known || conn.version < 5 ? 0 : ReasonCode.PacketIdentifierNotFound;
-    conn.send({ type: 'pubrel', packetId: packet.packetId, reasonCode });
+    const released = broker.released(session, packet.packetId);
+    const reasonCode = released !== false || conn.version < 5 ? 0 : ReasonCode.PacketIdentifierNotFound;
+    const pubrel = (): void => {
+      conn.send({ type: 'pubrel', packetId: packet.packetId, reasonCode });
+    };
+    // Only once the store knows of the PUBREC (see Broker.released); unsaved, the client resends it.
+    if (released === false || released === undefined) pubrel();
+    else released.then(pubrel, (error: unknown) => conn.fail(error));
     return;
   }
   if (broker.complete(session, packet.packetId)) conn.wake();

@@ -156,9 +156,10 @@ function acknowledge(
 
 /** PUBREL (MQTT 4.3.3): release the inbound QoS 2 id and answer PUBCOMP; 0x92 for an unknown id in 5.0. */
 export function handlePubrel(conn: MqttConnection, packet: PubrelPacket): void {
-  const known = conn.broker.releasedQoS2(conn.session!, packet.packetId);
-  const reasonCode = known || conn.version < 5 ? 0 : ReasonCode.PacketIdentifierNotFound;
-  acknowledge(conn, undefined, 0, () =>
+  const released = conn.broker.releasedQoS2(conn.session!, packet.packetId);
+  const reasonCode = released !== false || conn.version < 5 ? 0 : ReasonCode.PacketIdentifierNotFound;
+  // Once the id is forgotten durably (see Broker.releasedQoS2); unsaved, the client resends PUBREL.
+  acknowledge(conn, released === false ? undefined : released, 0, () =>
     conn.send({ type: 'pubcomp', packetId: packet.packetId, reasonCode }),
   );
 }
