@@ -194,6 +194,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       for (const [filter, options] of record.subscriptions) this.addSubscription(session, filter, options);
       session.restore(stored.deliveries, stored.inboundQoS2);
       if (record.will) this.scheduleWill(session, record.will.message, record.will.publishAt - now);
+      // Its client was connected when the broker stopped without closing it: a lost connection.
+      else if (record.liveWill)
+        this.scheduleWill(session, record.liveWill.message, record.liveWill.delay * 1000);
       this.scheduleExpiry(session);
       // A session that was connected when the broker stopped starts expiring now.
       if (record.disconnectedAt === undefined) this.saveRecord(session);
@@ -618,6 +621,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
+   * An in-flight delivery is about to be resent on resumption (MQTT-4.4.0-1). Records its
+   * state again (a no-op for the data) and returns the write: once it is durable, so is every
+   * earlier write of this client, the original record included.
+   */
+  resent(session: Session, delivery: QueuedDelivery): Promise<void> | undefined {
+    if (!this.stored.has(session) || delivery.packetId === undefined || delivery.qos < 2) return undefined;
+    const write = delivery.released
+      ? this.store.markReleased(session.clientId, delivery.seq)
+      : this.store.markSent(session.clientId, delivery.seq, delivery.packetId);
+    this.track(write);
+    return write;
+  }
+
+  /**
    * PUBACK (QoS 1) or PUBCOMP (QoS 2) completed a delivery. Returns false when no delivery
    * was in flight under that id.
    */
@@ -841,6 +858,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (session.disconnectedAt !== undefined) record.disconnectedAt = session.disconnectedAt;
     if (session.pendingWill !== undefined && session.pendingWillAt !== undefined) {
       record.will = { message: session.pendingWill, publishAt: session.pendingWillAt };
+    }
+    if (session.link !== undefined && session.will !== undefined) {
+      record.liveWill = { message: session.will.message, delay: session.will.delay };
     }
     this.stored.add(session);
     this.background(this.store.saveSession(record));

@@ -18,6 +18,12 @@ export interface SessionRecord {
   disconnectedAt?: number;
   /** A delayed will still to be published. */
   will?: StoredWill;
+  /**
+   * The will of the client connected when this was saved, with its Will Delay Interval in
+   * seconds. Should the broker stop without closing that connection (a crash), the connection
+   * ended without DISCONNECT: the will is published `delay` seconds after the next start.
+   */
+  liveWill?: { message: Message; delay: number };
 }
 
 /** A message owed to a session, with its outbound QoS state. */

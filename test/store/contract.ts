@@ -177,7 +177,7 @@ export function runStoreContract(name: string, create: () => Promise<StoreHarnes
     });
 
     describe('session records', () => {
-      test('records round trip with subscriptions, options, disconnect time and will', () =>
+      test('records round trip with subscriptions, options, disconnect time, will and live will', () =>
         withStore(async (f) => {
           const will = msg({
             topic: 'wills/ü',
@@ -221,11 +221,22 @@ export function runStoreContract(name: string, create: () => Promise<StoreHarnes
             expiryInterval: 0xffffffff,
             subscriptions: [],
           };
+          // A connected client's will, kept in case the broker stops without closing it.
+          const liveWill = msg({ topic: 'wills/live', qos: 1 });
+          const connected: SessionRecord = {
+            clientId: 'connected',
+            expiryInterval: 60,
+            subscriptions: [],
+            liveWill: { message: liveWill, delay: 30 },
+          };
           await f.store.saveSession(full);
           await f.store.saveSession(minimal);
+          await f.store.saveSession(connected);
 
           const state = await f.restart();
-          assert.deepStrictEqual(clientIds(state), ['full/ü 1', 'minimal']);
+          assert.deepStrictEqual(clientIds(state), ['connected', 'full/ü 1', 'minimal']);
+          assert.deepStrictEqual(sessionOf(state, 'connected').record, connected);
+          assertSameMessage(sessionOf(state, 'connected').record.liveWill!.message, liveWill);
           assert.deepStrictEqual(sessionOf(state, 'full/ü 1').record, full);
           assertSameMessage(sessionOf(state, 'full/ü 1').record.will!.message, will);
           assert.deepStrictEqual(sessionOf(state, 'minimal'), {

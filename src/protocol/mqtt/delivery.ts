@@ -1,6 +1,12 @@
 import { isExpired, type Message, remainingExpiry } from '../../broker/message.js';
 import type { QueuedDelivery } from '../../broker/session.js';
-import { type AckPacket, PublishTemplate, type PublishVariant, ReasonCode } from '../../codec/mqtt/index.js';
+import {
+  type AckPacket,
+  encode,
+  PublishTemplate,
+  type PublishVariant,
+  ReasonCode,
+} from '../../codec/mqtt/index.js';
 import type { MqttConnection } from './connection.js';
 
 /**
@@ -101,12 +107,15 @@ export function resendInflight(conn: MqttConnection): void {
   if (session.inflight.size === 0) return;
   const now = Date.now();
   for (const delivery of [...session.inflight.values()]) {
-    if (delivery.released) {
-      conn.send({ type: 'pubrel', packetId: delivery.packetId! });
-      continue;
-    }
-    const bytes = encodeDelivery(conn, delivery, true, now);
-    if (bytes !== undefined) conn.write(bytes);
+    // The client may be back within one disk sync of the state being recorded: resend only
+    // once it is durable, so what the client is told matches what a crash would keep.
+    const durable = conn.broker.resent(session, delivery);
+    const bytes = delivery.released
+      ? encode({ type: 'pubrel', packetId: delivery.packetId! }, conn.version)
+      : encodeDelivery(conn, delivery, true, now);
+    if (bytes === undefined) continue;
+    if (durable !== undefined || conn.holdingWrites) conn.writeAfter(durable, bytes);
+    else conn.write(bytes);
   }
 }
 

@@ -18,7 +18,12 @@ export function handlePublish(conn: MqttConnection, packet: PublishPacket): void
   if (qos > 0) {
     // MQTT-4.3.3-10: a QoS 2 id already received is not delivered again; just acknowledge.
     if (qos === 2 && session.inboundQoS2.has(packet.packetId!)) {
-      conn.send({ type: 'pubrec', packetId: packet.packetId! });
+      // The repeat may follow a reconnect within one disk sync of the original: recording the
+      // id again (a no-op) and waiting for it means the original is durable too, since one
+      // client's writes are applied in order.
+      const packetId = packet.packetId!;
+      const durable = conn.broker.receivedQoS2(session, packetId);
+      acknowledge(conn, durable, 2, () => conn.send({ type: 'pubrec', packetId }));
       return;
     }
     // MQTT-3.3.4-9: no more QoS 1/2 publishes in progress than our Receive Maximum.

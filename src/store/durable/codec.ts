@@ -245,11 +245,12 @@ export function encodeRecord(r: SessionRecord): unknown[] {
     subscriptions,
     r.disconnectedAt ?? null,
     r.will === undefined ? null : [r.will.publishAt, encodeMessage(r.will.message)],
+    r.liveWill === undefined ? null : [r.liveWill.delay, encodeMessage(r.liveWill.message)],
   ];
 }
 
 export function decodeRecord(value: unknown): SessionRecord {
-  const t = tuple(value, 5, 'session record');
+  const t = tuple(value, 6, 'session record');
   const flat = tuple(t[2], 0, 'subscriptions');
   if (flat.length % 3 !== 0) fail('subscriptions have a length not a multiple of 3');
   const subscriptions: [string, SubscriptionOptions][] = [];
@@ -276,7 +277,14 @@ export function decodeRecord(value: unknown): SessionRecord {
   if (disconnectedAt !== undefined) record.disconnectedAt = disconnectedAt;
   const will = opt(t[4], decodeWill);
   if (will !== undefined) record.will = will;
+  const liveWill = opt(t[5], decodeLiveWill);
+  if (liveWill !== undefined) record.liveWill = liveWill;
   return record;
+}
+
+function decodeLiveWill(value: unknown): { message: Message; delay: number } {
+  const t = tuple(value, 2, 'live will');
+  return { delay: uint(t[0], 0xffffffff, 'will delay'), message: decodeMessage(t[1]) };
 }
 
 function decodeWill(value: unknown): StoredWill {

@@ -202,6 +202,8 @@ function copyRecord(record: SessionRecord): SessionRecord {
   };
   if (record.disconnectedAt !== undefined) copy.disconnectedAt = record.disconnectedAt;
   if (record.will !== undefined) copy.will = copyWill(record.will);
+  if (record.liveWill !== undefined)
+    copy.liveWill = { message: record.liveWill.message, delay: record.liveWill.delay };
   return copy;
 }
 
