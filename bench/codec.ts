@@ -24,6 +24,7 @@ import {
   PublishTemplate,
   type PublishVariant,
 } from '../src/codec/mqtt/index.js';
+import { eachFlag, parseOrExit } from './lib/args.js';
 import {
   formatBytes,
   formatRate,
@@ -50,14 +51,7 @@ function parseArgs(argv: string[]): Options {
   let quick = false;
   let rounds: number | undefined;
   let ms: number | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const [flag, inline] = arg.includes('=') ? (arg.split('=', 2) as [string, string]) : [arg, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
+  eachFlag(argv, (flag, value, arg) => {
     switch (flag) {
       case '--quick':
         quick = true;
@@ -79,7 +73,7 @@ function parseArgs(argv: string[]): Options {
       default:
         throw new Error(`unknown argument '${arg}' (try --help)`);
     }
-  }
+  });
   if (quick) {
     opts.rounds = 3;
     opts.ms = 50;
@@ -790,13 +784,7 @@ function targetFor(job: Job): number | undefined {
 }
 
 function main(): void {
-  let opts: Options;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-  } catch (error) {
-    console.error((error as Error).message);
-    process.exit(2);
-  }
+  const opts = parseOrExit(parseArgs);
   const matches = (name: string): boolean =>
     opts.filter === undefined || name.toLowerCase().includes(opts.filter.toLowerCase());
 

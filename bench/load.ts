@@ -53,12 +53,33 @@
  * bench/aedes-server.ts; Mosquitto from a generated config (persistence off unless
  * `--mosquitto-persistence`).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { parseFlags, parseOrExit, selectBrokers } from './lib/args.js';
+import { sleep, withTimeout } from './lib/async.js';
+import {
+  AEDES_SERVER,
+  BrokerProcess,
+  CICADA_MAIN,
+  children,
+  cicadaCommand,
+  cicadaConfig,
+  freePort,
+  HOST,
+  MOSQUITTO,
+  makeTempDir,
+  mosquittoCommand,
+  mosquittoVersion,
+  pressureUs,
+  raiseFdLimit,
+  removeTempDir,
+  root,
+  runMain,
+  runnable,
+} from './lib/brokers.js';
+import { fmtRange, ms, pct, rateF, ratioCell, us, writeJson } from './lib/report.js';
 import type {
   FinalReply,
   FromLoadgen,
@@ -68,12 +89,8 @@ import type {
   SnapReply,
   ToLoadgen,
 } from './loadgen.js';
-import { formatBytes, formatMs, formatRate, formatRatio, max, median, min, renderTable } from './stats.js';
+import { formatBytes, formatRate, formatRatio, max, median, renderTable } from './stats.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** The repository root: this file runs as dist/bench/load.js. */
-const root = resolve(here, '..', '..');
-const HOST = '127.0.0.1';
 const FD_LIMIT = 20000;
 
 // ---------------------------------------------------------------------------------------------
@@ -181,53 +198,15 @@ function parseArgs(argv: string[]): Options {
     json: undefined,
     drainMs: 10_000,
   };
-  const set = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const [flag, inline] = arg.includes('=') ? (arg.split('=', 2) as [string, string]) : [arg, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const num = (lo: number): number => {
-      const v = Number(value());
-      if (!Number.isFinite(v) || v < lo) throw new Error(`${flag}: expected a number >= ${lo}`);
-      return v;
-    };
-    const list = (): string[] =>
-      value()
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s !== '');
-    set.add(flag);
+  const set = parseFlags(argv, o, HELP, { rounds: 1, durationMs: 1000, warmupMs: 300 }, (flag, value) => {
+    const { num, list } = value;
     switch (flag) {
-      case '--quick':
-        o.quick = true;
-        break;
-      case '--rounds':
-        o.rounds = Math.round(num(1));
-        break;
       case '--idle-rounds':
         o.idleRounds = Math.round(num(1));
         break;
-      case '--duration':
-        o.durationMs = num(0.1) * 1000;
+      case '--brokers':
+        o.brokers = selectBrokers(list(), ALL_BROKERS);
         break;
-      case '--warmup':
-        o.warmupMs = num(0) * 1000;
-        break;
-      case '--only':
-        o.only = list();
-        break;
-      case '--brokers': {
-        const names = list();
-        for (const n of names) {
-          if (!ALL_BROKERS.includes(n as BrokerName)) throw new Error(`--brokers: unknown broker ${n}`);
-        }
-        o.brokers = ALL_BROKERS.filter((b) => names.includes(b));
-        break;
-      }
       case '--payloads':
         o.payloads = list().map(Number);
         if (o.payloads.some((p) => !Number.isInteger(p) || p < 0))
@@ -263,10 +242,10 @@ function parseArgs(argv: string[]): Options {
         o.memory = true;
         break;
       case '--cicada-config':
-        o.cicadaConfig = value();
+        o.cicadaConfig = value.text();
         break;
       case '--cicada-arg':
-        o.cicadaArgs.push(value());
+        o.cicadaArgs.push(value.text());
         break;
       case '--full-decode':
         o.fullDecode = true;
@@ -293,25 +272,13 @@ function parseArgs(argv: string[]): Options {
       case '--drain':
         o.drainMs = num(0.1) * 1000;
         break;
-      case '--json':
-        o.json = value();
-        break;
-      case '--help':
-      case '-h':
-        process.stdout.write(HELP);
-        process.exit(0);
-        break;
       default:
-        throw new Error(`unknown option ${arg} (see --help)`);
+        return false;
     }
-  }
-  if (o.quick) {
-    if (!set.has('--rounds')) o.rounds = 1;
-    if (!set.has('--duration')) o.durationMs = 1000;
-    if (!set.has('--warmup')) o.warmupMs = 300;
-    if (!set.has('--payloads')) o.payloads = [16];
-    if (!set.has('--idle')) o.idle = [10_000];
-  }
+    return true;
+  });
+  if (o.quick && !set.has('--payloads')) o.payloads = [16];
+  if (o.quick && !set.has('--idle')) o.idle = [10_000];
   const tooMany = o.idle.find((n) => n > FD_LIMIT - 500);
   if (tooMany !== undefined) throw new Error(`--idle ${tooMany}: the fd limit is ${FD_LIMIT}`);
   return o;
@@ -320,17 +287,11 @@ function parseArgs(argv: string[]): Options {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-interface FlowScenario {
+interface FlowScenario
+  extends Pick<LoadSpec, 'pattern' | 'publishers' | 'subscribers' | 'qos' | 'payload' | 'rate'> {
   kind: 'flow';
   name: string;
   title: string;
-  pattern: Pattern;
-  publishers: number;
-  subscribers: number;
-  qos: 0 | 1 | 2;
-  payload: number;
-  /** 0: as fast as allowed. */
-  rate: number;
 }
 
 interface IdleScenario {
@@ -399,142 +360,7 @@ function scenarios(o: Options): Scenario[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Child processes: bookkeeping, so that nothing outlives the benchmark
-
-const children = new Set<ChildProcess>();
-const brokerPids = new Set<number>();
-const tempDirs = new Set<string>();
-
-function killEverything(): void {
-  for (const pid of brokerPids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {}
-  }
-  brokerPids.clear();
-  for (const c of children) {
-    try {
-      c.kill('SIGKILL');
-    } catch {}
-  }
-  children.clear();
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-  tempDirs.clear();
-}
-
-process.on('exit', killEverything);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    console.error(`\n${sig}: stopping`);
-    killEverything();
-    process.exit(130);
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timeout after ${(ms / 1000).toFixed(1)} s: ${what}`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function probe(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: HOST, port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// /proc
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU seconds (user + system) used by `pid` so far. */
-function procCpu(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
-
-/**
- * Microseconds some runnable task has waited for a CPU, machine-wide (Linux PSI), or NaN.
- * Its rate is a noise indicator: on a shared machine other work competes with both the
- * broker and the generator, and every throughput figure drops with it.
- */
-function cpuPressureUs(): number {
-  try {
-    const m = /some .*total=(\d+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
-    return m === null ? Number.NaN : Number(m[1]);
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** Resident set size of `pid` in bytes. */
-function procRss(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /VmRSS:\s+(\d+)\s+kB/.exec(status);
-  return m === null ? Number.NaN : Number(m[1]) * 1024;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Brokers
-
-/**
- * Runs a command with a raised fd limit, prints its pid, and kills it when our end of its
- * stdin closes (that is, when this process dies, however it dies).
- */
-const WRAPPER = `
-ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-exec 3<&0
-"$@" </dev/null 3<&- &
-pid=$!
-echo "pid $pid"
-( while read -r -u 3 _; do :; done; kill -KILL "$pid" 2>/dev/null ) &
-watcher=$!
-wait "$pid"
-rc=$?
-kill "$watcher" 2>/dev/null
-exit $rc
-`;
-
-const CICADA_MAIN = join(root, 'dist', 'src', 'cli', 'main.js');
-const AEDES_SERVER = join(root, 'dist', 'bench', 'aedes-server.js');
-const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/bin/mosquitto'].find(existsSync);
 
 /** Why a broker cannot run here, or undefined when it can. */
 function unavailable(name: BrokerName): string | undefined {
@@ -553,176 +379,55 @@ function unavailable(name: BrokerName): string | undefined {
   }
 }
 
-function mosquittoConf(o: Options, port: number, dir: string): string {
-  const lines = [
-    `listener ${port} ${HOST}`,
-    'allow_anonymous true',
-    'set_tcp_nodelay true',
-    `max_inflight_messages ${o.inflight}`,
-    `max_queued_messages ${o.mosquittoQueue}`,
-    'max_queued_bytes 0',
-    'max_connections -1',
-    'log_dest stderr',
-    'log_type error',
-    'log_type warning',
-    'connection_messages false',
-  ];
-  if (o.mosquittoPersistence) {
-    lines.push('persistence true', `persistence_location ${dir}/`, 'autosave_interval 1');
-  } else {
-    lines.push('persistence false');
-  }
-  return `${lines.join('\n')}\n`;
-}
-
 function brokerCommand(name: BrokerName, o: Options, port: number, dir: string): string[] {
   switch (name) {
     case 'cicada': {
-      const args = [
-        process.execPath,
-        // Extra Node flags for the broker process, e.g. CICADA_NODE_ARGS='--cpu-prof' to profile it.
-        ...(process.env.CICADA_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-        CICADA_MAIN,
-        '--listen',
-        `mqtt://${HOST}:${port}`,
-        '--log-level',
-        'warn',
-      ];
-      args.push(...(o.memory ? ['--memory'] : ['--data', join(dir, 'data')]));
+      const args = ['--log-level', 'warn', ...(o.memory ? ['--memory'] : ['--data', join(dir, 'data')])];
       if (o.cicadaConfig === 'auto') {
-        const conf = join(dir, 'cicada.json');
         const mqtt = o.inflight > 0 ? { maxInflightMessages: Math.min(o.inflight, 65_535) } : {};
         const broker = { maxQueuedMessages: Math.max(1, o.mosquittoQueue || Number.MAX_SAFE_INTEGER) };
-        writeFileSync(conf, `${JSON.stringify({ broker, mqtt }, null, 2)}\n`);
-        args.push('--config', conf);
+        args.push('--config', cicadaConfig(dir, { broker, mqtt }));
       } else if (o.cicadaConfig !== 'none') {
         args.push('--config', resolve(o.cicadaConfig));
       }
-      return [...args, ...o.cicadaArgs];
+      return cicadaCommand(port, [...args, ...o.cicadaArgs]);
     }
     case 'aedes':
       return [process.execPath, AEDES_SERVER, '--port', String(port), '--host', HOST];
-    case 'mosquitto': {
-      const conf = join(dir, 'mosquitto.conf');
-      writeFileSync(conf, mosquittoConf(o, port, dir));
-      return [MOSQUITTO!, '-c', conf];
-    }
+    case 'mosquitto':
+      return mosquittoCommand(
+        dir,
+        port,
+        { inflight: o.inflight, queued: o.mosquittoQueue },
+        o.mosquittoPersistence
+          ? ['persistence true', `persistence_location ${dir}/`, 'autosave_interval 1']
+          : ['persistence false'],
+      );
   }
 }
 
-class Broker {
-  pid = 0;
-  port = 0;
-  private wrapper: ChildProcess | undefined;
+/** One broker for one measurement, on a free port with a fresh temporary directory. */
+class Broker extends BrokerProcess {
   private dir = '';
-  private output = '';
-  exited: string | undefined;
 
-  constructor(readonly name: BrokerName) {}
-
-  /** The last lines the broker printed, for error messages. */
-  tail(): string {
-    const lines = this.output.trim().split('\n').slice(-8);
-    return lines.join('\n').trim();
-  }
-
-  private collect(chunk: Buffer): void {
-    this.output = (this.output + chunk.toString('utf8')).slice(-4000);
+  constructor(readonly name: BrokerName) {
+    super(name);
   }
 
   async start(o: Options): Promise<void> {
     this.port = await freePort();
-    this.dir = mkdtempSync(join(tmpdir(), `cicada-bench-${this.name}-`));
-    tempDirs.add(this.dir);
-    const argv = brokerCommand(this.name, o, this.port, this.dir);
-    const w = spawn('bash', ['-c', WRAPPER, 'bench-broker', ...argv], {
-      cwd: root,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    this.wrapper = w;
-    children.add(w);
-    w.stderr!.on('data', (c: Buffer) => this.collect(c));
-    const gotPid = new Promise<number>((resolve, reject) => {
-      let head = '';
-      const onData = (c: Buffer): void => {
-        if (this.pid !== 0) {
-          this.collect(c);
-          return;
-        }
-        head += c.toString('utf8');
-        const m = /^pid (\d+)\n/.exec(head);
-        if (m !== null) {
-          this.pid = Number(m[1]);
-          brokerPids.add(this.pid);
-          this.collect(Buffer.from(head.slice(m[0].length)));
-          resolve(this.pid);
-        }
-      };
-      w.stdout!.on('data', onData);
-      w.once('exit', () => reject(new Error('wrapper exited before starting the broker')));
-    });
-    w.once('exit', (code, signal) => {
-      this.exited = `exited (${signal ?? `code ${code}`})`;
-      children.delete(w);
-      if (this.pid !== 0) brokerPids.delete(this.pid);
-    });
-    w.on('error', (err) => {
-      this.exited = `spawn failed: ${err.message}`;
-    });
-    await withTimeout(gotPid, 5000, `${this.name}: starting`);
-    const t0 = Date.now();
-    for (;;) {
-      if (this.exited !== undefined)
-        throw new Error(`${this.name} ${this.exited}: ${this.tail() || '(no output)'}`);
-      if (await probe(this.port)) return;
-      if (Date.now() - t0 > 15_000) {
-        throw new Error(
-          `${this.name} not listening on ${this.port} after 15 s: ${this.tail() || '(no output)'}`,
-        );
-      }
-      await sleep(50);
-    }
-  }
-
-  alive(): void {
-    if (this.exited !== undefined || this.pid === 0) {
-      throw new Error(`${this.name} ${this.exited ?? 'not running'}: ${this.tail() || '(no output)'}`);
-    }
-  }
-
-  cpu(): number {
-    this.alive();
-    return procCpu(this.pid);
+    this.dir = makeTempDir(tmpdir(), `cicada-bench-${this.name}-`);
+    await this.spawn(brokerCommand(this.name, o, this.port, this.dir), { fdLimit: FD_LIMIT });
+    await this.listening(15_000, 50);
   }
 
   rss(): number {
-    this.alive();
-    return procRss(this.pid);
+    return this.memory().rss;
   }
 
   async stop(): Promise<void> {
-    const w = this.wrapper;
-    if (w !== undefined && this.exited === undefined) {
-      const gone = new Promise<void>((r) => w.once('exit', () => r()));
-      // Never process.kill(0): that would signal our own process group.
-      const signal = (sig: NodeJS.Signals): void => {
-        try {
-          if (this.pid > 0) process.kill(this.pid, sig);
-          else w.kill(sig);
-        } catch {}
-      };
-      signal('SIGTERM');
-      const ok = await Promise.race([gone.then(() => true), sleep(2000).then(() => false)]);
-      if (!ok) {
-        signal('SIGKILL');
-        w.stdin?.destroy();
-        await Promise.race([gone, sleep(2000)]);
-        w.kill('SIGKILL');
-      }
-    }
-    if (this.pid !== 0) brokerPids.delete(this.pid);
-    rmSync(this.dir, { recursive: true, force: true });
-    tempDirs.delete(this.dir);
+    await this.shutdown(2000);
+    removeTempDir(this.dir);
   }
 }
 
@@ -740,16 +445,10 @@ class Loadgen {
 
   constructor() {
     const script = join(root, 'dist', 'bench', 'loadgen.js');
-    this.proc = spawn(
-      'bash',
-      [
-        '-c',
-        `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`,
-        process.execPath,
-        script,
-      ],
-      { cwd: root, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] },
-    );
+    this.proc = spawn('bash', ['-c', `${raiseFdLimit(FD_LIMIT)}; exec "$0" "$@"`, process.execPath, script], {
+      cwd: root,
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    });
     children.add(this.proc);
     // Kept for error messages, and passed through.
     this.proc.stderr!.on('data', (c: Buffer) => {
@@ -882,7 +581,7 @@ async function snapshot(g: Loadgen, b: Broker, record: boolean): Promise<CpuSnap
   const before = b.cpu();
   const gen = await g.request<SnapReply>({ type: 'snap', record }, 'snap', 10_000);
   const after = b.cpu();
-  return { gen, broker: (before + after) / 2, pressureUs: cpuPressureUs() };
+  return { gen, broker: (before + after) / 2, pressureUs: pressureUs('cpu') };
 }
 
 let runCounter = 0;
@@ -1011,13 +710,7 @@ async function runOne(s: Scenario, name: BrokerName, o: Options, round: number):
 
 type Results = Map<BrokerName, (RunResult | { kind: 'error'; round: number; message: string })[]>;
 
-const fmtRange = (xs: number[], f: (x: number) => string): string =>
-  xs.length === 0 ? '–' : xs.length === 1 ? f(xs[0]!) : `${f(median(xs))} [${f(min(xs))}–${f(max(xs))}]`;
-const rateF = (x: number): string => formatRate(x).replace(' ', '');
-const us = (x: number): string => (Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toPrecision(3)) : '–');
 const count = (x: number): string => (x < 1000 ? String(Math.round(x)) : rateF(x));
-const pct = (x: number): string => `${x.toFixed(0)}%`;
-const ms = (x: number): string => (Number.isFinite(x) ? formatMs(x).replace(' ', '') : '–');
 
 /** The scenario's headline figure, and whether higher is better. */
 function headline(s: Scenario): { label: string; value: (r: RunResult) => number; higher: boolean } {
@@ -1046,12 +739,6 @@ function roundRatios(s: Scenario, results: Results, name: BrokerName, ref: Broke
     if (Number.isFinite(ratio)) out.push(ratio);
   }
   return out;
-}
-
-function ratioCell(xs: number[]): string {
-  if (xs.length === 0) return '–';
-  if (xs.length === 1) return formatRatio(xs[0]!);
-  return `${formatRatio(median(xs))} [${min(xs).toFixed(2)}–${max(xs).toFixed(2)}]`;
 }
 
 function printScenario(s: Scenario, results: Results, brokers: BrokerName[], drainMs: number): void {
@@ -1246,18 +933,6 @@ function printSummary(all: { s: Scenario; results: Results }[], brokers: BrokerN
 // ---------------------------------------------------------------------------------------------
 // Main
 
-function mosquittoVersion(): string {
-  if (MOSQUITTO === undefined) return 'not installed';
-  try {
-    execFileSync(MOSQUITTO, ['-h'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (err) {
-    const out = String((err as { stdout?: string }).stdout ?? '');
-    const m = /mosquitto version (\S+)/.exec(out);
-    if (m !== null) return m[1]!;
-  }
-  return 'unknown';
-}
-
 function aedesVersion(): string {
   try {
     const pkg = JSON.parse(readFileSync(join(root, 'node_modules', 'aedes', 'package.json'), 'utf8'));
@@ -1268,13 +943,7 @@ function aedesVersion(): string {
 }
 
 async function main(): Promise<void> {
-  let o: Options;
-  try {
-    o = parseArgs(process.argv.slice(2));
-  } catch (err) {
-    console.error((err as Error).message);
-    process.exit(2);
-  }
+  const o = parseOrExit(parseArgs);
   if (!existsSync(join(root, 'dist', 'bench', 'loadgen.js'))) {
     console.error('dist/bench/loadgen.js is missing: build first (npx tsc -p tsconfig.json)');
     process.exit(2);
@@ -1284,20 +953,11 @@ async function main(): Promise<void> {
     console.error(`no scenario matches --only ${o.only.join(',')}`);
     process.exit(2);
   }
-  const brokers: BrokerName[] = [];
   console.log('Cicada broker load benchmark');
   console.log(
     `node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}; aedes ${aedesVersion()}, mosquitto ${mosquittoVersion()}`,
   );
-  for (const b of o.brokers) {
-    const why = unavailable(b);
-    if (why === undefined) brokers.push(b);
-    else console.log(`note: ${why}`);
-  }
-  if (brokers.length === 0) {
-    console.error('no broker to run');
-    process.exit(2);
-  }
+  const brokers = runnable(o.brokers, unavailable);
   const flows = list.filter((s) => s.kind === 'flow').length;
   const idles = list.filter((s): s is IdleScenario => s.kind === 'idle');
   const estimate =
@@ -1373,13 +1033,7 @@ async function main(): Promise<void> {
     all.push({ s, results });
   }
   printSummary(all, brokers);
-  if (o.json !== undefined) {
-    writeFileSync(
-      o.json,
-      `${JSON.stringify({ options: o, node: process.version, cpus: cpus().length, results: json }, null, 2)}\n`,
-    );
-    console.log(`\nwrote ${o.json}`);
-  }
+  writeJson(o.json, o, json);
 }
 
 function progress(r: RunResult | { kind: 'error'; message: string }): string {
@@ -1402,14 +1056,4 @@ function progress(r: RunResult | { kind: 'error'; message: string }): string {
   }
 }
 
-main().then(
-  () => {
-    killEverything();
-    process.exit(0);
-  },
-  (err) => {
-    console.error(err);
-    killEverything();
-    process.exit(1);
-  },
-);
+runMain(main);

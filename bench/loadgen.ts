@@ -37,9 +37,9 @@
  * plain difference. Paced publishers stamp the *scheduled* time, so a stalled broker
  * shows up as latency rather than as a lower offered rate (no coordinated omission).
  */
-import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { decodeAll, encode, MqttDecoder, type Packet, PublishTemplate } from '../src/codec/mqtt/index.js';
+import { MqttDecoder, type Packet, PublishTemplate } from '../src/codec/mqtt/index.js';
+import { type ConnectionOwner, PUBACK, PUBCOMP, PUBREC, PUBREL, RawConnection, V } from './lib/raw-mqtt.js';
 
 // ---------------------------------------------------------------------------------------------
 // Messages
@@ -164,7 +164,6 @@ export type FromLoadgen =
 // ---------------------------------------------------------------------------------------------
 // State
 
-const V = 4 as const;
 const counters: Counters = {
   sent: 0,
   acked: 0,
@@ -176,9 +175,9 @@ const counters: Counters = {
   errors: 0,
 };
 let firstError: string | undefined;
-const sockets = new Set<Socket>();
+/** Every open connection. */
+const connections: ConnectionOwner = { conns: new Set(), error: noteError };
 let running = false;
-let closing = false;
 
 function noteError(message: string): void {
   counters.errors++;
@@ -219,41 +218,16 @@ function latencySummary(): LatencySummary | undefined {
 // ---------------------------------------------------------------------------------------------
 // Connections
 
-type Handler = (packet: Packet) => void;
-
-/** Total size of the frame starting at `pos`, or -1 while its fixed header is incomplete. */
-function frameLength(buf: Buffer, pos: number, end: number): number {
-  let remaining = 0;
-  let mult = 1;
-  for (let i = pos + 1; i < end && i - pos <= 4; i++) {
-    const byte = buf[i]!;
-    remaining += (byte & 0x7f) * mult;
-    if ((byte & 0x80) === 0) return i + 1 - pos + remaining;
-    mult *= 128;
-  }
-  return -1;
-}
-
 /** Packet identifier states of a QoS 2 publisher (`Client.pubIds`). */
 const AWAIT_PUBREC = 1;
 const AWAIT_PUBCOMP = 2;
-
-/** First bytes of the acknowledgements the generator sends (MQTT 3.1.1, 2.2.1). */
-const PUBACK = 0x40;
-const PUBREC = 0x50;
-const PUBREL = 0x62;
-const PUBCOMP = 0x70;
 
 /**
  * One MQTT client connection. PUBLISH and the acknowledgements are handled in place by the
  * scanner; anything else goes through `decodeAll` to `onControl`.
  */
-class Client {
-  readonly socket: Socket;
-  private leftover: Buffer | undefined;
+class Client extends RawConnection {
   private readonly decoder: MqttDecoder | undefined;
-  private established = false;
-  onControl: Handler = () => {};
   /** Publisher side: called with the number of PUBACKs (QoS 2: PUBCOMPs) in one chunk. */
   onAcks: ((n: number) => void) | undefined;
   /** Subscriber side: copies received per publisher index (from payload bytes 8–9). */
@@ -274,41 +248,27 @@ class Client {
   seen: Uint8Array[] | undefined;
   private deliveries = 0;
   private acks = 0;
-  private ackBuf: Buffer | undefined;
-  private ackLen = 0;
 
   constructor(host: string, port: number, fullDecode: boolean) {
-    this.socket = connect({ host, port, noDelay: true });
-    this.socket.setNoDelay(true);
-    sockets.add(this.socket);
+    super(host, port, connections);
     if (fullDecode) this.decoder = new MqttDecoder((p) => this.onPacket(p), { protocolVersion: V });
-    this.socket.on('data', (chunk: Buffer) => {
-      try {
-        if (this.decoder !== undefined) this.decoder.feed(chunk);
-        else this.scan(chunk);
-      } catch (err) {
-        noteError(`decode: ${(err as Error).message}`);
-        this.socket.destroy();
-        return;
-      }
-      this.flushAcks();
-      if (this.deliveries > 0) {
-        this.deliveries = 0;
-        this.onDeliveries?.();
-      }
-      if (this.acks > 0) {
-        const n = this.acks;
-        this.acks = 0;
-        this.onAcks?.(n);
-      }
-    });
-    this.socket.on('error', (err) => {
-      if (this.established && !closing) noteError(err.message);
-    });
-    this.socket.on('close', () => {
-      sockets.delete(this.socket);
-      if (this.established && !closing) noteError('connection closed by broker');
-    });
+  }
+
+  protected override receive(chunk: Buffer): void {
+    if (this.decoder !== undefined) this.decoder.feed(chunk);
+    else super.receive(chunk);
+  }
+
+  protected override afterChunk(): void {
+    if (this.deliveries > 0) {
+      this.deliveries = 0;
+      this.onDeliveries?.();
+    }
+    if (this.acks > 0) {
+      const n = this.acks;
+      this.acks = 0;
+      this.onAcks?.(n);
+    }
   }
 
   /** Full-decode path: every packet as an object. */
@@ -416,127 +376,23 @@ class Client {
     this.acks++;
   }
 
-  private queueAck(first: number, id: number): void {
-    if (this.ackBuf === undefined || this.ackLen + 4 > this.ackBuf.length) {
-      const next = Buffer.allocUnsafe(Math.max(256, (this.ackBuf?.length ?? 0) * 2));
-      if (this.ackBuf !== undefined) this.ackBuf.copy(next, 0, 0, this.ackLen);
-      this.ackBuf = next;
-    }
-    const b = this.ackBuf;
-    b[this.ackLen] = first;
-    b[this.ackLen + 1] = 2;
-    b[this.ackLen + 2] = id >> 8;
-    b[this.ackLen + 3] = id & 0xff;
-    this.ackLen += 4;
+  protected publishFrame(qos: number, id: number, dup: boolean, buf: Buffer, p: number, end: number): void {
+    const n = end - p;
+    this.publish(
+      qos,
+      id,
+      dup,
+      n >= 8 ? buf.readDoubleLE(p) : -1,
+      n >= 10 ? buf.readUInt16LE(p + 8) : -1,
+      n >= 14 ? buf.readUInt32LE(p + 10) : -1,
+    );
   }
 
-  /** Sends the acknowledgements queued while handling one chunk in a single write. */
-  private flushAcks(): void {
-    if (this.ackLen === 0) return;
-    // A copy: the socket may still hold the bytes when the buffer is reused.
-    this.socket.write(Buffer.from(this.ackBuf!.subarray(0, this.ackLen)));
-    this.ackLen = 0;
-  }
-
-  /** Scanner path. A frame split across chunks is joined once, when its last byte arrives. */
-  private scan(chunk: Buffer): void {
-    let start = 0;
-    const held = this.leftover;
-    if (held !== undefined) {
-      const head = held.length >= 5 ? held : Buffer.concat([held, chunk.subarray(0, 5)]);
-      const total = frameLength(head, 0, head.length);
-      const need = total - held.length;
-      if (total < 0 || need > chunk.length) {
-        this.leftover = Buffer.concat([held, chunk]);
-        return;
-      }
-      this.leftover = undefined;
-      const frame = Buffer.concat([held, chunk.subarray(0, need)]);
-      this.frames(frame, 0, frame.length);
-      start = need;
-    }
-    const pos = this.frames(chunk, start, chunk.length);
-    if (pos < chunk.length) this.leftover = Buffer.from(chunk.subarray(pos));
-  }
-
-  /** Handles every whole frame in buf[pos, end); returns where the first incomplete one starts. */
-  private frames(buf: Buffer, pos: number, end: number): number {
-    while (pos < end) {
-      const total = frameLength(buf, pos, end);
-      if (total < 0 || pos + total > end) return pos;
-      const first = buf[pos]!;
-      const type = first >> 4;
-      const frameEnd = pos + total;
-      // Past the fixed header.
-      let p = pos + 1;
-      while (buf[p]! & 0x80) p++;
-      p++;
-      if (type === 3) {
-        const qos = (first >> 1) & 3;
-        p += 2 + ((buf[p]! << 8) | buf[p + 1]!);
-        let id = 0;
-        if (qos > 0) {
-          id = (buf[p]! << 8) | buf[p + 1]!;
-          p += 2;
-        }
-        const n = frameEnd - p;
-        this.publish(
-          qos,
-          id,
-          (first & 8) !== 0,
-          n >= 8 ? buf.readDoubleLE(p) : -1,
-          n >= 10 ? buf.readUInt16LE(p + 8) : -1,
-          n >= 14 ? buf.readUInt32LE(p + 10) : -1,
-        );
-      } else if (type >= 4 && type <= 7 && frameEnd - p >= 2) {
-        const id = (buf[p]! << 8) | buf[p + 1]!;
-        if (type === 4) this.acks++;
-        else if (type === 5) this.pubrec(id);
-        else if (type === 6) this.pubrel(id);
-        else this.pubcomp(id);
-      } else {
-        for (const packet of decodeAll(buf.subarray(pos, frameEnd), { protocolVersion: V })) {
-          this.onControl(packet);
-        }
-      }
-      pos = frameEnd;
-    }
-    return pos;
-  }
-
-  /** Connects and completes CONNECT/CONNACK. */
-  handshake(clientId: string, keepAlive: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const fail = (err: Error): void => reject(new Error(`${clientId}: ${err.message}`));
-      this.socket.once('connect', () => {
-        this.socket.write(
-          encode({ type: 'connect', protocolVersion: V, clean: true, keepAlive, clientId }, V),
-        );
-      });
-      this.socket.once('error', fail);
-      this.socket.once('close', () => fail(new Error('closed during handshake')));
-      this.onControl = (p) => {
-        if (p.type !== 'connack') return;
-        this.established = true;
-        if (p.reasonCode !== 0) reject(new Error(`${clientId}: CONNACK return code ${p.reasonCode}`));
-        else resolve();
-      };
-    });
-  }
-
-  subscribe(filter: string, qos: 0 | 1 | 2): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.onControl = (p) => {
-        if (p.type !== 'suback') return;
-        const code = p.reasonCodes[0];
-        if (code === undefined || code >= 0x80) reject(new Error(`SUBSCRIBE ${filter} refused (${code})`));
-        else if (code !== qos) reject(new Error(`SUBSCRIBE ${filter}: granted QoS ${code}, asked ${qos}`));
-        else resolve();
-      };
-      this.socket.write(
-        encode({ type: 'subscribe', packetId: 1, subscriptions: [{ topicFilter: filter, qos }] }, V),
-      );
-    });
+  protected ackFrame(type: number, id: number): void {
+    if (type === 4) this.acks++;
+    else if (type === 5) this.pubrec(id);
+    else if (type === 6) this.pubrel(id);
+    else this.pubcomp(id);
   }
 }
 
@@ -784,7 +640,7 @@ async function setup(s: LoadSpec): Promise<void> {
         c.seen = Array.from({ length: topo.pubTopics.length }, () => new Uint8Array(4096));
       }
       c.onDeliveries = kick;
-      await c.handshake(`${s.clientPrefix}s${i}`, 600);
+      await c.handshake(`${s.clientPrefix}s${i}`, true, 600);
       await c.subscribe(filter, s.qos);
       return c;
     }),
@@ -793,12 +649,12 @@ async function setup(s: LoadSpec): Promise<void> {
   publishers = await Promise.all(
     topo.pubTopics.map(async (topic, i) => {
       const c = new Client(s.host, s.port, s.fullDecode);
-      await c.handshake(`${s.clientPrefix}p${i}`, 600);
+      await c.handshake(`${s.clientPrefix}p${i}`, true, 600);
       const receivers = topo.receivers(i).map((j) => subs[j]!);
       return new Publisher(c, i, topic, receivers, s, window0);
     }),
   );
-  send({ type: 'ready', connections: sockets.size, setupMs: performance.now() - t0 });
+  send({ type: 'ready', connections: connections.conns.size, setupMs: performance.now() - t0 });
 }
 
 function start(): void {
@@ -894,7 +750,7 @@ async function idle(s: IdleSpec): Promise<void> {
       const i = next++;
       const c = new Client(s.host, s.port, false);
       try {
-        await c.handshake(`${s.clientPrefix}${i}`, s.keepAlive);
+        await c.handshake(`${s.clientPrefix}${i}`, true, s.keepAlive);
         connected++;
       } catch (err) {
         failed++;
@@ -919,9 +775,11 @@ async function idle(s: IdleSpec): Promise<void> {
 // Control
 
 function close(): void {
-  closing = true;
   running = false;
-  for (const s of sockets) s.destroy();
+  for (const c of connections.conns) {
+    c.closing = true;
+    c.socket.destroy();
+  }
   setImmediate(() => process.exit(0));
 }
 

@@ -62,30 +62,33 @@
  * Cicada processes (they are stopped with SIGTERM first, so the profile gets written);
  * `--no-restart` drains the queue from the running broker instead.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import {
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { existsSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { decodeAll, encode, type Packet, PublishTemplate } from '../src/codec/mqtt/index.js';
-import { formatBytes, formatMs, formatRate, formatRatio, max, median, min, renderTable } from './stats.js';
+import { encode, PublishTemplate } from '../src/codec/mqtt/index.js';
+import { parseFlags, parseOrExit, selectBrokers } from './lib/args.js';
+import { sleep, withTimeout } from './lib/async.js';
+import {
+  BrokerProcess,
+  CICADA_MAIN,
+  cicadaCommand,
+  cicadaConfig,
+  freePort,
+  HOST,
+  MOSQUITTO,
+  makeTempDir,
+  mosquittoCommand,
+  mosquittoVersion,
+  pressureUs,
+  removeTempDir,
+  runMain,
+  runnable,
+} from './lib/brokers.js';
+import { PUBACK, RawConnection, V } from './lib/raw-mqtt.js';
+import { fmtRange, ms, pct, rateF, ratioCell, us, writeJson } from './lib/report.js';
+import { formatBytes, formatRatio, median, renderTable } from './stats.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** The repository root: this file runs as dist/bench/persist.js. */
-const root = resolve(here, '..', '..');
-const HOST = '127.0.0.1';
-const V = 4 as const;
 const QUEUE_LIMIT = 2_000_000;
 
 // ---------------------------------------------------------------------------------------------
@@ -162,51 +165,12 @@ function parseArgs(argv: string[]): Options {
     dir: tmpdir(),
     json: undefined,
   };
-  const set = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const [flag, inline] = arg.includes('=') ? (arg.split('=', 2) as [string, string]) : [arg, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const num = (lo: number, hi = Number.MAX_SAFE_INTEGER): number => {
-      const v = Number(value());
-      if (!Number.isFinite(v) || v < lo || v > hi)
-        throw new Error(`${flag}: expected a number from ${lo} to ${hi}`);
-      return v;
-    };
-    const list = (): string[] =>
-      value()
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s !== '');
-    set.add(flag);
+  const set = parseFlags(argv, o, HELP, { rounds: 1, durationMs: 2000 }, (flag, value) => {
+    const { num, list } = value;
     switch (flag) {
-      case '--quick':
-        o.quick = true;
+      case '--brokers':
+        o.targets = selectBrokers(list(), ALL_TARGETS);
         break;
-      case '--rounds':
-        o.rounds = Math.round(num(1));
-        break;
-      case '--duration':
-        o.durationMs = num(0.1) * 1000;
-        break;
-      case '--warmup':
-        o.warmupMs = num(0) * 1000;
-        break;
-      case '--only':
-        o.only = list();
-        break;
-      case '--brokers': {
-        const names = list();
-        for (const n of names) {
-          if (!ALL_TARGETS.includes(n as Target)) throw new Error(`--brokers: unknown broker ${n}`);
-        }
-        o.targets = ALL_TARGETS.filter((t) => names.includes(t));
-        break;
-      }
       case '--publishers':
         o.publishers = Math.round(num(1, 1000));
         break;
@@ -235,26 +199,15 @@ function parseArgs(argv: string[]): Options {
         o.restart = false;
         break;
       case '--dir':
-        o.dir = resolve(value());
-        break;
-      case '--json':
-        o.json = value();
-        break;
-      case '--help':
-      case '-h':
-        process.stdout.write(HELP);
-        process.exit(0);
+        o.dir = resolve(value.text());
         break;
       default:
-        throw new Error(`unknown option ${arg} (see --help)`);
+        return false;
     }
-  }
-  if (o.quick) {
-    if (!set.has('--rounds')) o.rounds = 1;
-    if (!set.has('--duration')) o.durationMs = 2000;
-    if (!set.has('--queue-count')) o.queueCount = 100_000;
-    if (!set.has('--crash-count')) o.crashCount = 5000;
-  }
+    return true;
+  });
+  if (o.quick && !set.has('--queue-count')) o.queueCount = 100_000;
+  if (o.quick && !set.has('--crash-count')) o.crashCount = 5000;
   if (o.offline > o.subscribers) throw new Error('--offline: more than --subscribers');
   return o;
 }
@@ -266,55 +219,7 @@ function wanted(o: Options, name: string): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Child processes: bookkeeping, so that nothing outlives the benchmark
-
-const wrappers = new Set<ChildProcess>();
-const brokerPids = new Set<number>();
-const tempDirs = new Set<string>();
-
-function killEverything(): void {
-  for (const pid of brokerPids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {}
-  }
-  brokerPids.clear();
-  for (const w of wrappers) {
-    try {
-      w.kill('SIGKILL');
-    } catch {}
-  }
-  wrappers.clear();
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-  tempDirs.clear();
-}
-
-process.on('exit', killEverything);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    console.error(`\n${sig}: stopping`);
-    killEverything();
-    process.exit(130);
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timeout after ${(ms / 1000).toFixed(1)} s: ${what}`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
-}
+// Waiting and disk usage
 
 /**
  * Polls `done` every 20 ms until it is true. Fails when `progress()` has not changed for
@@ -342,70 +247,6 @@ async function until(
       throw new Error(`${what}: no progress for ${(stallMs / 1000).toFixed(0)} s (at ${p})`);
     if (now - t0 > capMs) throw new Error(`${what}: not done after ${(capMs / 1000).toFixed(0)} s (at ${p})`);
     await sleep(20);
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function probe(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: HOST, port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// /proc and du
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU seconds (user + system) used by `pid` so far. */
-function procCpu(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
-
-/** VmRSS and VmHWM (peak) of `pid`, in bytes. */
-function procMemory(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (name: string): number => {
-    const m = new RegExp(`${name}:\\s+(\\d+)\\s+kB`).exec(status);
-    return m === null ? Number.NaN : Number(m[1]) * 1024;
-  };
-  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
-}
-
-/**
- * Microseconds some runnable task has waited for a CPU (`cpu`), or some task has waited for
- * I/O (`io`), machine-wide (Linux PSI), or NaN.
- */
-function pressureUs(kind: 'cpu' | 'io'): number {
-  try {
-    const m = /some .*total=(\d+)/.exec(readFileSync(`/proc/pressure/${kind}`, 'utf8'));
-    return m === null ? Number.NaN : Number(m[1]);
-  } catch {
-    return Number.NaN;
   }
 }
 
@@ -441,26 +282,6 @@ function diskUsage(path: string): DiskUsage {
 // ---------------------------------------------------------------------------------------------
 // Brokers
 
-/**
- * Runs a command, prints its pid, and kills it when our end of its stdin closes (that is,
- * when this process dies, however it dies). As in bench/load.ts.
- */
-const WRAPPER = `
-exec 3<&0
-"$@" </dev/null 3<&- &
-pid=$!
-echo "pid $pid"
-( while read -r -u 3 _; do :; done; kill -KILL "$pid" 2>/dev/null ) &
-watcher=$!
-wait "$pid"
-rc=$?
-kill "$watcher" 2>/dev/null
-exit $rc
-`;
-
-const CICADA_MAIN = join(root, 'dist', 'src', 'cli', 'main.js');
-const MOSQUITTO = ['/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/bin/mosquitto'].find(existsSync);
-
 function unavailable(t: Target): string | undefined {
   if (t === 'mosquitto') {
     return MOSQUITTO === undefined
@@ -472,17 +293,6 @@ function unavailable(t: Target): string | undefined {
     : 'dist/src/cli/main.js is missing (build first): Cicada skipped';
 }
 
-function mosquittoVersion(): string {
-  if (MOSQUITTO === undefined) return 'not installed';
-  try {
-    execFileSync(MOSQUITTO, ['-h'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (err) {
-    const m = /mosquitto version (\S+)/.exec(String((err as { stdout?: string }).stdout ?? ''));
-    if (m !== null) return m[1]!;
-  }
-  return 'unknown';
-}
-
 interface StartTiming {
   /** Spawn to ready (Cicada's "ready" log line; Mosquitto: its port accepts a connection). */
   readyMs: number;
@@ -491,15 +301,10 @@ interface StartTiming {
 }
 
 /**
- * One broker over its lifetime in one directory: `start` may be called again after `kill`
- * or `terminate`, on the same data.
+ * One broker over its lifetime in one directory: `start` may be called again after `signal`,
+ * on the same data.
  */
-class Broker {
-  pid = 0;
-  port = 0;
-  exited: string | undefined;
-  private wrapper: ChildProcess | undefined;
-  private output = '';
+class Broker extends BrokerProcess {
   readonly dataDir: string;
 
   constructor(
@@ -508,82 +313,41 @@ class Broker {
     readonly dir: string,
     private readonly o: Options,
   ) {
+    super(LABEL[target]);
     this.dataDir = join(dir, 'data');
     mkdirSync(this.dataDir, { recursive: true });
   }
 
-  tail(): string {
-    return this.output.trim().split('\n').slice(-8).join('\n').trim();
-  }
-
-  private collect(text: string): void {
-    this.output = (this.output + text).slice(-4000);
-  }
-
   private command(): string[] {
     if (this.target === 'mosquitto') {
-      const conf = join(this.dir, 'mosquitto.conf');
-      const lines = [
-        `listener ${this.port} ${HOST}`,
-        'allow_anonymous true',
-        'set_tcp_nodelay true',
-        `max_inflight_messages ${this.o.inflight}`,
-        `max_queued_messages ${QUEUE_LIMIT}`,
-        'max_queued_bytes 0',
-        'max_connections -1',
+      return mosquittoCommand(this.dir, this.port, { inflight: this.o.inflight, queued: QUEUE_LIMIT }, [
         // Run as root, Mosquitto would switch to the user `mosquitto`, who cannot write our temp dir.
         ...(process.getuid?.() === 0 ? ['user root'] : []),
         // Persistence on, autosave_interval left at its default (1800 s).
         'persistence true',
         `persistence_location ${this.dataDir}/`,
-        'log_dest stderr',
-        'log_type error',
-        'log_type warning',
-        'connection_messages false',
-      ];
-      writeFileSync(conf, `${lines.join('\n')}\n`);
-      return [MOSQUITTO!, '-c', conf];
+      ]);
     }
-    const conf = join(this.dir, 'cicada.json');
-    const config = {
+    const conf = cicadaConfig(this.dir, {
       broker: { maxQueuedMessages: QUEUE_LIMIT },
       mqtt: { maxInflightMessages: this.o.inflight },
-    };
-    writeFileSync(conf, `${JSON.stringify(config, null, 2)}\n`);
-    return [
-      process.execPath,
-      // Extra Node flags for the broker process, e.g. CICADA_NODE_ARGS='--cpu-prof' to profile it.
-      ...(process.env.CICADA_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-      CICADA_MAIN,
-      '--listen',
-      `mqtt://${HOST}:0`,
+    });
+    return cicadaCommand(0, [
       '--config',
       conf,
       ...(this.target === 'memory' ? ['--memory'] : ['--data', this.dataDir]),
-    ];
+    ]);
   }
 
   async start(): Promise<StartTiming> {
-    this.exited = undefined;
-    this.pid = 0;
     this.port = this.target === 'mosquitto' ? await freePort() : 0;
     const argv = this.command();
-    const t0 = performance.now();
-    const w = spawn('bash', ['-c', WRAPPER, 'bench-broker', ...argv], {
-      cwd: root,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    this.wrapper = w;
-    wrappers.add(w);
-    w.stderr!.on('data', (c: Buffer) => this.collect(c.toString('utf8')));
     // Cicada logs JSON lines; these three mark its start-up.
     const seen: Record<string, number> = {};
     let onReady: (() => void) | undefined;
     const ready = new Promise<void>((r) => {
       onReady = r;
     });
-    let head = '';
-    let partial = '';
     const onLine = (line: string): void => {
       if (!line.startsWith('{')) return;
       try {
@@ -596,44 +360,13 @@ class Broker {
         }
       } catch {}
     };
-    const gotPid = new Promise<void>((resolve, reject) => {
-      w.stdout!.on('data', (c: Buffer) => {
-        let text = c.toString('utf8');
-        if (this.pid === 0) {
-          head += text;
-          const m = /^pid (\d+)\n/.exec(head);
-          if (m === null) return;
-          this.pid = Number(m[1]);
-          brokerPids.add(this.pid);
-          resolve();
-          text = head.slice(m[0].length);
-        }
-        this.collect(text);
-        const lines = (partial + text).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) onLine(line);
-      });
-      w.once('exit', () => reject(new Error('wrapper exited before starting the broker')));
-    });
-    const exitedP = new Promise<void>((r) => {
-      w.once('exit', (code, signal) => {
-        this.exited = `exited (${signal ?? `code ${code}`})`;
-        wrappers.delete(w);
-        brokerPids.delete(this.pid);
-        r();
-      });
-    });
-    w.on('error', (err) => {
-      this.exited = `spawn failed: ${err.message}`;
-    });
-    await withTimeout(gotPid, 5000, `${this.target}: starting`);
-    const failed = (): Error =>
-      new Error(`${LABEL[this.target]} ${this.exited}: ${this.tail() || '(no output)'}`);
+    const t0 = performance.now();
+    await this.spawn(argv, { onLine });
     if (this.target !== 'mosquitto') {
       await withTimeout(
-        Promise.race([ready, exitedP.then(() => Promise.reject(failed()))]),
+        Promise.race([ready, this.ended.then(() => Promise.reject(this.failure()))]),
         300_000,
-        `${LABEL[this.target]}: waiting for "ready"`,
+        `${this.label}: waiting for "ready"`,
       );
       const readyAt = seen.ready!;
       return {
@@ -641,95 +374,24 @@ class Broker {
         openMs: (seen.listening ?? readyAt) - (seen.starting ?? t0),
       };
     }
-    for (;;) {
-      if (this.exited !== undefined) throw failed();
-      if (await probe(this.port)) return { readyMs: performance.now() - t0, openMs: Number.NaN };
-      if (performance.now() - t0 > 300_000)
-        throw new Error(`mosquitto not listening after 300 s: ${this.tail()}`);
-      await sleep(10);
-    }
-  }
-
-  alive(): void {
-    if (this.exited !== undefined || this.pid === 0) {
-      throw new Error(
-        `${LABEL[this.target]} ${this.exited ?? 'not running'}: ${this.tail() || '(no output)'}`,
-      );
-    }
-  }
-
-  cpu(): number {
-    this.alive();
-    return procCpu(this.pid);
-  }
-
-  memory(): { rss: number; peak: number } {
-    this.alive();
-    return procMemory(this.pid);
+    await this.listening(300_000, 10);
+    return { readyMs: performance.now() - t0, openMs: Number.NaN };
   }
 
   /** Sends `signal` and waits up to `waitMs` for the exit; returns the milliseconds it took. */
   async signal(signal: NodeJS.Signals, waitMs: number): Promise<number> {
-    const w = this.wrapper;
-    if (w === undefined || this.exited !== undefined) return 0;
-    const t0 = performance.now();
-    const gone = new Promise<void>((r) => {
-      if (this.exited !== undefined) r();
-      else w.once('exit', () => r());
-    });
-    try {
-      if (this.pid > 0) process.kill(this.pid, signal);
-    } catch {}
-    const ok = await Promise.race([gone.then(() => true), sleep(waitMs).then(() => false)]);
-    const took = performance.now() - t0;
-    if (!ok) {
-      try {
-        if (this.pid > 0) process.kill(this.pid, 'SIGKILL');
-      } catch {}
-      w.stdin?.destroy();
-      await Promise.race([gone, sleep(3000)]);
-      throw new Error(
-        `${LABEL[this.target]} did not exit within ${(waitMs / 1000).toFixed(0)} s of ${signal}`,
-      );
+    const took = await this.exitOn(signal, waitMs);
+    if (took === undefined) {
+      throw new Error(`${this.label} did not exit within ${(waitMs / 1000).toFixed(0)} s of ${signal}`);
     }
     return took;
   }
-
-  /** Stops it for good: SIGTERM (so that a profiling flag can write its profile), then SIGKILL. */
-  async dispose(): Promise<void> {
-    try {
-      await this.signal('SIGTERM', 5000);
-    } catch {}
-    this.wrapper?.stdin?.destroy();
-  }
 }
 
-function makeDir(o: Options, target: Target): string {
-  const dir = mkdtempSync(join(o.dir, `cicada-persist-${target}-`));
-  tempDirs.add(dir);
-  return dir;
-}
-
-function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
-  tempDirs.delete(dir);
-}
+const makeDir = (o: Options, target: Target): string => makeTempDir(o.dir, `cicada-persist-${target}-`);
 
 // ---------------------------------------------------------------------------------------------
 // Load generation (in this process)
-
-/** Total size of the frame starting at `pos`, or -1 while its fixed header is incomplete. */
-function frameLength(buf: Buffer, pos: number, end: number): number {
-  let remaining = 0;
-  let mult = 1;
-  for (let i = pos + 1; i < end && i - pos <= 4; i++) {
-    const byte = buf[i]!;
-    remaining += (byte & 0x7f) * mult;
-    if ((byte & 0x80) === 0) return i + 1 - pos + remaining;
-    mult *= 128;
-  }
-  return -1;
-}
 
 const LAT_CAP = 1 << 21;
 
@@ -773,7 +435,11 @@ class Gen {
   ): Promise<{ conn: Conn; sessionPresent: boolean }> {
     const conn = new Conn(this);
     conn.onPublish = onPublish;
-    const sessionPresent = await withTimeout(conn.handshake(clientId, clean), 30_000, `${clientId}: CONNECT`);
+    const sessionPresent = await withTimeout(
+      conn.handshake(clientId, clean, 600),
+      30_000,
+      `${clientId}: CONNECT`,
+    );
     return { conn, sessionPresent };
   }
 
@@ -788,151 +454,48 @@ class Gen {
 }
 
 /**
- * One MQTT 3.1.1 connection. PUBLISH and PUBACK are handled in place by a frame scanner
+ * One MQTT 3.1.1 connection. PUBLISH and PUBACK are handled in place by the frame scanner
  * (QoS 1 deliveries are acknowledged, once per received chunk); anything else goes through
  * `decodeAll` to `onControl`.
  */
-class Conn {
-  readonly socket: Socket;
-  established = false;
-  closing = false;
+class Conn extends RawConnection {
   readonly closed: Promise<void>;
-  onControl: (p: Packet) => void = () => {};
   /** A PUBLISH arrived; its payload is buf[start, end). */
   onPublish: ((buf: Buffer, start: number, end: number) => void) | undefined;
   onAck: ((id: number) => void) | undefined;
   /** After each chunk received. */
   onChunk: (() => void) | undefined;
-  private leftover: Buffer | undefined;
-  private ackBuf = Buffer.allocUnsafe(4096);
-  private ackLen = 0;
 
   constructor(private readonly gen: Gen) {
-    this.socket = connect({ host: HOST, port: gen.port, noDelay: true });
-    gen.conns.add(this);
+    super(HOST, gen.port, gen);
     this.closed = new Promise((r) => this.socket.once('close', () => r()));
-    this.socket.on('data', (chunk: Buffer) => {
-      try {
-        this.scan(chunk);
-      } catch (err) {
-        gen.error(`decode: ${(err as Error).message}`);
-        this.socket.destroy();
-        return;
-      }
-      if (this.ackLen > 0) {
-        this.socket.write(Buffer.from(this.ackBuf.subarray(0, this.ackLen)));
-        this.ackLen = 0;
-      }
-      this.onChunk?.();
-    });
-    this.socket.on('error', (err) => {
-      if (this.established && !this.closing) gen.error(err.message);
-    });
-    this.socket.on('close', () => {
-      gen.conns.delete(this);
-      if (this.established && !this.closing) gen.error('connection closed by broker');
-    });
   }
 
-  private queuePuback(id: number): void {
-    if (this.ackLen + 4 > this.ackBuf.length) {
-      const next = Buffer.allocUnsafe(this.ackBuf.length * 2);
-      this.ackBuf.copy(next, 0, 0, this.ackLen);
-      this.ackBuf = next;
-    }
-    const b = this.ackBuf;
-    b[this.ackLen] = 0x40;
-    b[this.ackLen + 1] = 2;
-    b[this.ackLen + 2] = id >> 8;
-    b[this.ackLen + 3] = id & 0xff;
-    this.ackLen += 4;
+  protected override afterChunk(): void {
+    this.onChunk?.();
   }
 
-  /** A frame split across chunks is joined once, when its last byte arrives. */
-  private scan(chunk: Buffer): void {
-    let start = 0;
-    const held = this.leftover;
-    if (held !== undefined) {
-      const head = held.length >= 5 ? held : Buffer.concat([held, chunk.subarray(0, 5)]);
-      const total = frameLength(head, 0, head.length);
-      const need = total - held.length;
-      if (total < 0 || need > chunk.length) {
-        this.leftover = Buffer.concat([held, chunk]);
-        return;
-      }
-      this.leftover = undefined;
-      const frame = Buffer.concat([held, chunk.subarray(0, need)]);
-      this.frames(frame, 0, frame.length);
-      start = need;
-    }
-    const pos = this.frames(chunk, start, chunk.length);
-    if (pos < chunk.length) this.leftover = Buffer.from(chunk.subarray(pos));
+  protected publishFrame(
+    qos: number,
+    id: number,
+    _dup: boolean,
+    buf: Buffer,
+    start: number,
+    end: number,
+  ): void {
+    if (qos === 1) this.queueAck(PUBACK, id);
+    else if (qos !== 0) this.gen.error(`unexpected QoS ${qos} delivery`);
+    this.onPublish?.(buf, start, end);
   }
 
-  private frames(buf: Buffer, pos: number, end: number): number {
-    while (pos < end) {
-      const total = frameLength(buf, pos, end);
-      if (total < 0 || pos + total > end) return pos;
-      const first = buf[pos]!;
-      const type = first >> 4;
-      const frameEnd = pos + total;
-      let p = pos + 1;
-      while (buf[p]! & 0x80) p++;
-      p++;
-      if (type === 3) {
-        const qos = (first >> 1) & 3;
-        p += 2 + ((buf[p]! << 8) | buf[p + 1]!);
-        if (qos > 0) {
-          const id = (buf[p]! << 8) | buf[p + 1]!;
-          p += 2;
-          if (qos === 1) this.queuePuback(id);
-          else this.gen.error(`unexpected QoS ${qos} delivery`);
-        }
-        this.onPublish?.(buf, p, frameEnd);
-      } else if (type === 4 && frameEnd - p >= 2) {
-        this.onAck?.((buf[p]! << 8) | buf[p + 1]!);
-      } else {
-        for (const packet of decodeAll(buf.subarray(pos, frameEnd), { protocolVersion: V })) {
-          this.onControl(packet);
-        }
-      }
-      pos = frameEnd;
-    }
-    return pos;
+  /** Only PUBACKs come: publishers use QoS 1. */
+  protected ackFrame(type: number, id: number): void {
+    if (type === 4) this.onAck?.(id);
   }
 
-  handshake(clientId: string, clean: boolean): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      const fail = (err: Error): void => reject(new Error(`${clientId}: ${err.message}`));
-      this.socket.once('connect', () => {
-        this.socket.write(
-          encode({ type: 'connect', protocolVersion: V, clean, keepAlive: 600, clientId }, V),
-        );
-      });
-      this.socket.once('error', fail);
-      this.socket.once('close', () => fail(new Error('closed during handshake')));
-      this.onControl = (p) => {
-        if (p.type !== 'connack') return;
-        this.established = true;
-        if (p.reasonCode !== 0) reject(new Error(`${clientId}: CONNACK return code ${p.reasonCode}`));
-        else resolve(p.sessionPresent);
-      };
-    });
-  }
-
-  subscribe(filter: string): Promise<void> {
-    const done = new Promise<void>((resolve, reject) => {
-      this.onControl = (p) => {
-        if (p.type !== 'suback') return;
-        const code = p.reasonCodes[0];
-        if (code !== 1) reject(new Error(`SUBSCRIBE ${filter} at QoS 1: granted ${code}`));
-        else resolve();
-      };
-      this.socket.write(
-        encode({ type: 'subscribe', packetId: 1, subscriptions: [{ topicFilter: filter, qos: 1 }] }, V),
-      );
-    });
-    return withTimeout(done, 30_000, `SUBSCRIBE ${filter}`);
+  /** SUBSCRIBE at QoS 1. */
+  subscribeQos1(filter: string): Promise<void> {
+    return withTimeout(this.subscribe(filter, 1), 30_000, `SUBSCRIBE ${filter}`);
   }
 
   /** DISCONNECT, then waits for the broker to close the connection. */
@@ -1167,7 +730,7 @@ async function runFlow(sc: FlowScenario, target: Target, o: Options, round: numb
     const subs = await Promise.all(
       Array.from({ length: sc.subscribers }, async (_, i) => {
         const { conn } = await g.client(`${id}s${i}`, false);
-        await conn.subscribe(sc.filter);
+        await conn.subscribeQos1(sc.filter);
         if (i >= sc.online) {
           await conn.disconnect();
           return undefined;
@@ -1245,8 +808,8 @@ async function runFlow(sc: FlowScenario, target: Target, o: Options, round: numb
     };
   } finally {
     gen?.close();
-    await b.dispose();
-    removeDir(dir);
+    await b.shutdown(5000);
+    removeTempDir(dir);
   }
 }
 
@@ -1289,7 +852,7 @@ async function offlineSubscriber(b: Broker, clientId: string): Promise<void> {
   const gen = new Gen(b.port);
   try {
     const { conn } = await gen.client(clientId, false);
-    await conn.subscribe('bench/q/#');
+    await conn.subscribeQos1('bench/q/#');
     await conn.disconnect();
   } finally {
     gen.close();
@@ -1444,8 +1007,8 @@ async function runQueue(target: Target, o: Options): Promise<QueueResult> {
     return r;
   } finally {
     for (const g of gens) g.close();
-    await b.dispose();
-    removeDir(dir);
+    await b.shutdown(5000);
+    removeTempDir(dir);
   }
 }
 
@@ -1488,20 +1051,14 @@ async function runCrash(target: Target, o: Options): Promise<CrashResult> {
     };
   } finally {
     for (const g of gens) g.close();
-    await b.dispose();
-    removeDir(dir);
+    await b.shutdown(5000);
+    removeTempDir(dir);
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Reporting
 
-const fmtRange = (xs: number[], f: (x: number) => string): string =>
-  xs.length === 0 ? '–' : xs.length === 1 ? f(xs[0]!) : `${f(median(xs))} [${f(min(xs))}–${f(max(xs))}]`;
-const rateF = (x: number): string => (Number.isFinite(x) ? formatRate(x).replace(' ', '') : '–');
-const us = (x: number): string => (Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toPrecision(3)) : '–');
-const pct = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(0)}%` : '–');
-const ms = (x: number): string => (Number.isFinite(x) ? formatMs(x).replace(' ', '') : '–');
 const bytes = (x: number): string =>
   !Number.isFinite(x)
     ? '–'
@@ -1527,12 +1084,6 @@ function roundRatios(results: FlowResults, a: Target, b: Target, value: (r: Flow
     if (Number.isFinite(ratio)) out.push(ratio);
   }
   return out;
-}
-
-function ratioCell(xs: number[]): string {
-  if (xs.length === 0) return '–';
-  if (xs.length === 1) return formatRatio(xs[0]!);
-  return `${formatRatio(median(xs))} [${min(xs).toFixed(2)}–${max(xs).toFixed(2)}]`;
 }
 
 const RATIO_PAIRS: [Target, Target][] = [
@@ -1792,27 +1343,12 @@ function printSummary(all: { sc: FlowScenario; results: FlowResults }[], targets
 // Main
 
 async function main(): Promise<void> {
-  let o: Options;
-  try {
-    o = parseArgs(process.argv.slice(2));
-  } catch (err) {
-    console.error((err as Error).message);
-    process.exit(2);
-  }
-  const targets: Target[] = [];
+  const o = parseOrExit(parseArgs);
   console.log('Cicada persistence benchmark');
   console.log(
     `node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}; mosquitto ${mosquittoVersion()}`,
   );
-  for (const t of o.targets) {
-    const why = unavailable(t);
-    if (why === undefined) targets.push(t);
-    else console.log(`note: ${why}`);
-  }
-  if (targets.length === 0) {
-    console.error('no broker to run');
-    process.exit(2);
-  }
+  const targets = runnable(o.targets, unavailable);
   const flows = flowScenarios(o);
   const doQueue = wanted(o, 'queue');
   const doCrash = wanted(o, 'crash');
@@ -1913,23 +1449,7 @@ async function main(): Promise<void> {
     printCrash(results, o);
   }
 
-  if (o.json !== undefined) {
-    writeFileSync(
-      o.json,
-      `${JSON.stringify({ options: o, node: process.version, cpus: cpus().length, results: json }, null, 2)}\n`,
-    );
-    console.log(`\nwrote ${o.json}`);
-  }
+  writeJson(o.json, o, json);
 }
 
-main().then(
-  () => {
-    killEverything();
-    process.exit(0);
-  },
-  (err) => {
-    console.error(err);
-    killEverything();
-    process.exit(1);
-  },
-);
+runMain(main);

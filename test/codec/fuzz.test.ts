@@ -8,6 +8,7 @@ import {
   type Packet,
   type ProtocolVersion,
 } from '../../src/codec/mqtt/index.js';
+import { seeded, seedFrom } from '../helpers/random.js';
 
 /**
  * Fuzzing the decoder with random and mutated byte streams. Every input must either decode
@@ -17,22 +18,10 @@ import {
  * with FUZZ_SEED.
  */
 
-const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
+const seed = seedFrom('FUZZ_SEED');
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 20_000);
 
-/** mulberry32: small, fast and good enough to drive mutations reproducibly. */
-function prng(s: number): () => number {
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
-const random = prng(seed);
-const int = (n: number): number => Math.floor(random() * n);
-const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
+const { random, int, pick, bytes, mutate } = seeded(seed);
 
 function seedPackets(version: ProtocolVersion): Packet[] {
   const v5 = version === 5;
@@ -113,41 +102,8 @@ const corpus = new Map<ProtocolVersion, Buffer[]>(
   ([3, 4, 5] as const).map((v) => [v, seedPackets(v).map((p) => encode(p, v))]),
 );
 
-function mutate(input: Buffer): Buffer {
-  const bytes = Buffer.from(input);
-  const rounds = 1 + int(4);
-  let out = bytes;
-  for (let r = 0; r < rounds; r++) {
-    const at = int(Math.max(out.length, 1));
-    switch (int(6)) {
-      case 0: // flip a bit
-        if (out.length) out[at] = out[at]! ^ (1 << int(8));
-        break;
-      case 1: // set a byte to an interesting value
-        if (out.length) out[at] = pick([0x00, 0x01, 0x7f, 0x80, 0xff, 0x23, 0x2b, 0xc0, 0xed]);
-        break;
-      case 2: // insert random bytes
-        out = Buffer.concat([
-          out.subarray(0, at),
-          Buffer.from(Array.from({ length: 1 + int(4) }, () => int(256))),
-          out.subarray(at),
-        ]);
-        break;
-      case 3: // delete a span
-        out = Buffer.concat([out.subarray(0, at), out.subarray(at + 1 + int(4))]);
-        break;
-      case 4: // truncate
-        out = out.subarray(0, at);
-        break;
-      default: // duplicate a span
-        out = Buffer.concat([out, out.subarray(at, at + int(16))]);
-    }
-  }
-  return out;
-}
-
 function randomStream(version: ProtocolVersion): Buffer {
-  if (random() < 0.15) return Buffer.from(Array.from({ length: int(64) }, () => int(256)));
+  if (random() < 0.15) return bytes(int(64));
   const items = corpus.get(version)!;
   const parts = Array.from({ length: 1 + int(4) }, () => pick(items));
   if (random() < 0.5 && version !== 3) parts.unshift(items[0]!);

@@ -6,7 +6,16 @@ import {
   MqttDecoder,
   type Packet,
   type ProtocolVersion,
+  type PublishPacket,
 } from '../../src/codec/mqtt/index.js';
+
+/** A PUBLISH of payload 'x', QoS 0, RETAIN and DUP 0, unless `fields` say otherwise (QoS 1 and 2 want a packetId). */
+export function publishPacket(
+  topic: string,
+  fields: Partial<Omit<PublishPacket, 'type' | 'topic'>> = {},
+): PublishPacket {
+  return { type: 'publish', topic, payload: Buffer.from('x'), qos: 0, retain: false, dup: false, ...fields };
+}
 
 /**
  * A bare MQTT client over a real socket, speaking through our codec: for the edge cases a
@@ -42,20 +51,27 @@ export class RawClient {
     port: number,
     connect: Partial<ConnectPacket> & { protocolVersion?: ProtocolVersion } = {},
   ): Promise<RawClient> {
-    const version = connect.protocolVersion ?? 4;
-    const client = await RawClient.open(port, version);
-    client.send({
+    const client = await RawClient.open(port, connect.protocolVersion ?? 4);
+    const connack = await client.handshake(connect);
+    if (connack.type !== 'connack' || connack.reasonCode !== 0)
+      throw new Error(`refused: ${JSON.stringify(connack)}`);
+    return client;
+  }
+
+  /**
+   * Sends CONNECT (at this client's version, clean, keep alive 60 and an empty client
+   * identifier unless `connect` says otherwise) and resolves with the CONNACK, whatever it says.
+   */
+  handshake(connect: Partial<ConnectPacket> = {}): Promise<Extract<Packet, { type: 'connack' }>> {
+    this.send({
       type: 'connect',
-      protocolVersion: version,
+      protocolVersion: this.version,
       clean: true,
       keepAlive: 60,
       clientId: '',
       ...connect,
     });
-    const connack = await client.next('connack');
-    if (connack.type !== 'connack' || connack.reasonCode !== 0)
-      throw new Error(`refused: ${JSON.stringify(connack)}`);
-    return client;
+    return this.next('connack');
   }
 
   send(packet: Packet): void {

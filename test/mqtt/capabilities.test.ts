@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import mqtt from 'mqtt';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { publishPacket, RawClient } from '../helpers/raw-client.js';
 
 /**
  * Features a broker can be configured without (MQTT 3.2.2.3.11-13): CONNACK says so, and
@@ -96,15 +96,7 @@ describe('capabilities on by default', () => {
 
   test('MQTT-3.3.4-6: a PUBLISH from a client carrying a Subscription Identifier is a protocol error (0x82)', async () => {
     const raw = await RawClient.connect(b.port, { protocolVersion: 5, clientId: 'caps-pub-subid' });
-    raw.send({
-      type: 'publish',
-      topic: 't',
-      payload: Buffer.from('x'),
-      qos: 0,
-      retain: false,
-      dup: false,
-      properties: { subscriptionIdentifiers: [3] },
-    });
+    raw.send(publishPacket('t', { properties: { subscriptionIdentifiers: [3] } }));
     const disconnect = await raw.next('disconnect');
     assert.equal(disconnect.reasonCode, 0x82);
     await raw.closedByBroker();

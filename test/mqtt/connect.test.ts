@@ -1,18 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import mqtt, {
-  type IClientOptions,
-  type IConnackPacket,
-  type IDisconnectPacket,
-  type MqttClient,
-} from 'mqtt';
+import type { IClientOptions, IConnackPacket, IDisconnectPacket, MqttClient } from 'mqtt';
 import type { ConnackPacket, ConnectPacket, ProtocolVersion } from '../../src/codec/mqtt/index.js';
 import type { CicadaOptions } from '../../src/index.js';
-import { startBroker, type TestBroker, until } from '../helpers/broker.js';
+import { until } from '../helpers/broker.js';
 import { bytes } from '../helpers/bytes.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { connackOf, perTest, within } from '../helpers/mqtt-client.js';
+import { publishPacket, RawClient } from '../helpers/raw-client.js';
 
 /**
  * CONNECT and CONNACK end to end (MQTT 3.1, 3.2): protocol levels, client identifiers,
@@ -24,47 +20,15 @@ const run = promisify(execFile);
 
 // ---- resources: everything opened in a test is closed after it ------------------------
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-/** `promise`, or a rejection naming `what` if it takes longer than `ms` (a safety net, not a measurement). */
-function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-async function broker(options: CicadaOptions = {}): Promise<TestBroker> {
-  const b = await startBroker(options);
-  cleanups.push(() => b.close());
-  return b;
-}
+const { cleanups, broker, mqttClient, raw } = perTest();
 
 /** MQTT.js connected, with the CONNACK it got; rejects with the refusal (its `code` is the return/reason code). */
 async function client(
   url: string,
   options: IClientOptions,
 ): Promise<{ client: MqttClient; connack: IConnackPacket }> {
-  const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
-  cleanups.push(() => c.end(true));
-  const connack = await within(
-    new Promise<IConnackPacket>((resolve, reject) => {
-      c.once('connect', resolve);
-      c.once('error', reject);
-    }),
-    'CONNACK',
-  );
-  return { client: c, connack };
-}
-
-async function raw(port: number, version: ProtocolVersion = 4): Promise<RawClient> {
-  const r = await RawClient.open(port, version);
-  cleanups.push(() => r.end());
-  return r;
+  const c = mqttClient(url, options);
+  return { client: c, connack: await connackOf(c) };
 }
 
 /** A RawClient that sent CONNECT, with whatever CONNACK came back. */
@@ -72,10 +36,8 @@ async function rawConnect(
   port: number,
   connect: Partial<ConnectPacket> & { protocolVersion?: ProtocolVersion },
 ): Promise<{ raw: RawClient; connack: ConnackPacket }> {
-  const version = connect.protocolVersion ?? 4;
-  const r = await raw(port, version);
-  r.send({ type: 'connect', protocolVersion: version, clean: true, keepAlive: 60, clientId: '', ...connect });
-  return { raw: r, connack: await r.next('connack') };
+  const r = await raw(port, connect.protocolVersion ?? 4);
+  return { raw: r, connack: await r.handshake(connect) };
 }
 
 /** Messages an MQTT.js client receives, as topic and text. */
@@ -364,14 +326,7 @@ describe('CONNECT comes first and only once', { timeout: 30_000 }, () => {
     await sub.subscribeAsync('early/#', { qos: 1 });
 
     const r = await raw(b.port, 4);
-    r.send({
-      type: 'publish',
-      topic: 'early/publish',
-      payload: Buffer.from('before connect'),
-      qos: 0,
-      retain: false,
-      dup: false,
-    });
+    r.send(publishPacket('early/publish', { payload: Buffer.from('before connect') }));
     await r.closedByBroker();
     assert.deepEqual(r.packets, [], 'nothing is sent back');
 

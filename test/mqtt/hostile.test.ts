@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { type EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { encode, type Packet, type ProtocolVersion } from '../../src/codec/mqtt/index.js';
 import { startBroker, type TestBroker, until } from '../helpers/broker.js';
+import { connected, mqttConnect } from '../helpers/mqtt-client.js';
+import { seeded, seedFrom } from '../helpers/random.js';
 
 /**
  * Hostile peers against a live broker: garbage, protocol violations, stalls and fuzzed
@@ -13,22 +15,8 @@ import { startBroker, type TestBroker, until } from '../helpers/broker.js';
  * reach the broker's error handler. Bounded by counts; the seed is printed for replay.
  */
 
-const seed = Number(process.env.HOSTILE_SEED ?? Date.now() % 1_000_000);
-
-/** mulberry32, as in the codec fuzz test: reproducible from the seed. */
-function prng(s: number): () => number {
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
-const random = prng(seed);
-const int = (n: number): number => Math.floor(random() * n);
-const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
-const randomBytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => int(256)));
+const seed = seedFrom('HOSTILE_SEED');
+const { random, int, pick, bytes: randomBytes, mutate } = seeded(seed);
 
 /** A CONNECT with Keep Alive 1, so a connection that stalls after it is closed within 1.5 s. */
 function connectBytes(
@@ -236,9 +224,9 @@ function closed(socket: Socket, what: string): Promise<void> {
 const clients: MqttClient[] = [];
 
 async function open(url: string, options: IClientOptions): Promise<MqttClient> {
-  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
+  const client = mqttConnect(url, options);
   clients.push(client);
-  await once(client as unknown as EventEmitter, 'connect');
+  await connected(client);
   return client;
 }
 
@@ -417,34 +405,6 @@ function seedPackets(version: ProtocolVersion): Buffer[] {
     { type: 'disconnect', ...(v5 ? { reasonCode: 0x04, properties: { sessionExpiryInterval: 0 } } : {}) },
   ];
   return packets.map((p) => encode(p, version));
-}
-
-function mutate(input: Buffer): Buffer {
-  let out = Buffer.from(input);
-  const rounds = 1 + int(4);
-  for (let r = 0; r < rounds; r++) {
-    const at = int(Math.max(out.length, 1));
-    switch (int(6)) {
-      case 0: // flip a bit
-        if (out.length) out[at] = out[at]! ^ (1 << int(8));
-        break;
-      case 1: // an interesting byte
-        if (out.length) out[at] = pick([0x00, 0x01, 0x7f, 0x80, 0xff, 0x23, 0x2b, 0xc0, 0xed]);
-        break;
-      case 2: // insert random bytes
-        out = Buffer.concat([out.subarray(0, at), randomBytes(1 + int(4)), out.subarray(at)]);
-        break;
-      case 3: // delete a span
-        out = Buffer.concat([out.subarray(0, at), out.subarray(at + 1 + int(4))]);
-        break;
-      case 4: // truncate
-        out = out.subarray(0, at);
-        break;
-      default: // duplicate a span
-        out = Buffer.concat([out, out.subarray(at, at + int(16))]);
-    }
-  }
-  return out;
 }
 
 function fuzzStream(): Buffer {

@@ -5,6 +5,7 @@ import { delimiter, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import { startBroker, type TestBroker, until } from '../helpers/broker.js';
+import { id as uniqueId } from '../helpers/mqtt-client.js';
 
 /**
  * Interoperability with Eclipse Mosquitto's command line clients (Debian package
@@ -50,11 +51,7 @@ let t: TestBroker;
 const children = new Set<ChildProcess>();
 const clients: MqttClient[] = [];
 const subscribedIds = new Set<string>();
-let seq = 0;
-
-function id(prefix: string): string {
-  return `${prefix}-${process.pid}-${++seq}`;
-}
+const id = (prefix: string): string => uniqueId(`${prefix}-${process.pid}`);
 
 /** Runs a command to its end; a safety-net timeout kills it and rejects with what it printed. */
 function run(command: string, args: string[], timeoutMs = 15_000): Promise<Run> {

@@ -1,64 +1,24 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, test } from 'node:test';
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient, type Packet } from 'mqtt';
+import { after, before, describe, test } from 'node:test';
+import type { Packet } from 'mqtt';
 import type { Message } from '../../src/broker/message.js';
 import { startBroker, type TestBroker, until } from '../helpers/broker.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { collect, id, type Received, testClients, untilTopic } from '../helpers/mqtt-client.js';
+import { publishPacket } from '../helpers/raw-client.js';
 
 /**
  * PUBLISH end to end (MQTT 3.3, 4.3, 4.6): QoS flows in both directions, exactly-once,
  * ordering, QoS downgrade, payload edge cases, topic name validation and the publish hooks.
  */
 
-type Version = 4 | 5;
 type QoS = 0 | 1 | 2;
-
-interface Received {
-  topic: string;
-  payload: Buffer;
-  packet: IPublishPacket;
-}
 
 let t: TestBroker;
 const publishedEvents: { message: Message; clientId: string | undefined }[] = [];
-const clients: MqttClient[] = [];
-const raws: RawClient[] = [];
-let seq = 0;
-
-function id(prefix: string): string {
-  return `${prefix}-${++seq}`;
-}
-
-async function client(version: Version, options: IClientOptions = {}): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(t.url, {
-    protocolVersion: version,
-    clientId: id(`pub${version}`),
-    reconnectPeriod: 0,
-    ...options,
-  });
-  clients.push(c);
-  return c;
-}
-
-async function raw(version: Version): Promise<RawClient> {
-  const r = await RawClient.connect(t.port, { protocolVersion: version, clientId: id(`raw${version}`) });
-  raws.push(r);
-  return r;
-}
-
-function collect(c: MqttClient): Received[] {
-  const list: Received[] = [];
-  c.on('message', (topic, payload, packet) => list.push({ topic, payload, packet }));
-  return list;
-}
+const { client, raw } = testClients('pub', () => t);
 
 function payloads(list: Received[]): string[] {
   return list.map((m) => m.payload.toString());
-}
-
-/** Waits until `list` holds a message on `topic` (a marker sent after whatever must not arrive). */
-async function untilTopic(list: Received[], topic: string): Promise<void> {
-  await until(() => list.some((m) => m.topic === topic), `a message on ${topic}`);
 }
 
 before(async () => {
@@ -75,11 +35,6 @@ before(async () => {
     },
   });
   t.broker.on('published', (message, c) => publishedEvents.push({ message, clientId: c?.clientId }));
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
-  for (const r of raws.splice(0)) r.end();
 });
 
 after(async () => {
@@ -173,7 +128,7 @@ describe('QoS 2 exactly once (MQTT 4.3.3)', () => {
       assert.equal((await r.next('pubrec')).packetId, 10);
       r.send({ type: 'pubrel', packetId: 10 });
       await r.next('pubcomp');
-      r.send({ type: 'publish', topic, payload: Buffer.from('marker'), qos: 0, retain: false, dup: false });
+      r.send(publishPacket(topic, { payload: Buffer.from('marker') }));
 
       await until(() => payloads(received).includes('marker'), 'the marker');
       assert.deepEqual(payloads(received), ['once', 'again', 'marker']);
@@ -281,15 +236,7 @@ describe('topic names', () => {
   for (const topic of ['a/+', 'a/#', '+', '#']) {
     test(`MQTT-3.3.2-2: PUBLISH to '${topic}' (a wildcard) closes the connection with DISCONNECT 0x90 Topic Name invalid (MQTT 5.0)`, async () => {
       const r = await raw(5);
-      r.send({
-        type: 'publish',
-        topic,
-        payload: Buffer.from('x'),
-        qos: 1,
-        retain: false,
-        dup: false,
-        packetId: 1,
-      });
+      r.send(publishPacket(topic, { qos: 1, packetId: 1 }));
       const disconnect = await r.next('disconnect');
       assert.equal(disconnect.reasonCode, 0x90);
       await r.closedByBroker();
@@ -305,14 +252,7 @@ describe('topic names', () => {
     await sub.subscribeAsync('#', { qos: 0 });
     const received = collect(sub);
     const r = await raw(4);
-    r.send({
-      type: 'publish',
-      topic: 'wild/+',
-      payload: Buffer.from('x'),
-      qos: 0,
-      retain: false,
-      dup: false,
-    });
+    r.send(publishPacket('wild/+'));
     await r.closedByBroker();
     assert.equal(
       r.packets.some((p) => p.type !== 'connack'),
@@ -350,15 +290,7 @@ describe('publish hooks and events', () => {
 
   test('authorizePublish denying: MQTT 5.0 PUBACK reason code is exactly 0x87 on the wire', async () => {
     const r = await raw(5);
-    r.send({
-      type: 'publish',
-      topic: 'authz5/denied',
-      payload: Buffer.from('x'),
-      qos: 1,
-      retain: false,
-      dup: false,
-      packetId: 3,
-    });
+    r.send(publishPacket('authz5/denied', { qos: 1, packetId: 3 }));
     const puback = await r.next('puback');
     assert.equal(puback.packetId, 3);
     assert.equal(puback.reasonCode, 0x87);

@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, test } from 'node:test';
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import { after, before, describe, test } from 'node:test';
 import { startBroker, type TestBroker, until } from '../helpers/broker.js';
-import { RawClient } from '../helpers/raw-client.js';
+import {
+  collect,
+  id,
+  type Received,
+  testClients,
+  untilPayload,
+  type Version,
+} from '../helpers/mqtt-client.js';
+import { publishPacket, RawClient } from '../helpers/raw-client.js';
 
 /**
  * Retained messages end to end (MQTT 3.3.1.3): storing, replacing, clearing, the RETAIN
@@ -10,51 +17,12 @@ import { RawClient } from '../helpers/raw-client.js';
  * server without retain support.
  */
 
-type Version = 4 | 5;
-
-interface Received {
-  topic: string;
-  payload: Buffer;
-  packet: IPublishPacket;
-}
-
 let t: TestBroker;
-const clients: MqttClient[] = [];
-const raws: RawClient[] = [];
+const { raws, client } = testClients('ret', () => t);
 const brokers: TestBroker[] = [];
-let seq = 0;
-
-function id(prefix: string): string {
-  return `${prefix}-${++seq}`;
-}
-
-async function client(
-  version: Version,
-  options: IClientOptions = {},
-  on: TestBroker = t,
-): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(on.url, {
-    protocolVersion: version,
-    clientId: id(`ret${version}`),
-    reconnectPeriod: 0,
-    ...options,
-  });
-  clients.push(c);
-  return c;
-}
-
-function collect(c: MqttClient): Received[] {
-  const list: Received[] = [];
-  c.on('message', (topic, payload, packet) => list.push({ topic, payload, packet }));
-  return list;
-}
 
 function summary(list: Received[]): [topic: string, payload: string, retain: boolean][] {
   return list.map((m) => [m.topic, m.payload.toString(), m.packet.retain]);
-}
-
-async function untilPayload(list: Received[], payload: string): Promise<void> {
-  await until(() => list.some((m) => m.payload.toString() === payload), `a message '${payload}'`);
 }
 
 /** A new subscriber: subscribes, then a live marker follows on `markerTopic`; returns all it got up to the marker. */
@@ -77,11 +45,6 @@ async function subscribeAndMark(
 
 before(async () => {
   t = await startBroker();
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
-  for (const r of raws.splice(0)) r.end();
 });
 
 after(async () => {
@@ -342,19 +305,10 @@ describe('retainAvailable: false', () => {
   test('MQTT-3.2.2-14: CONNACK says Retain Available 0 and a retained PUBLISH gets DISCONNECT 0x9A Retain not supported (5.0)', async () => {
     const r = await RawClient.open(noRetain.port, 5);
     raws.push(r);
-    r.send({ type: 'connect', protocolVersion: 5, clean: true, keepAlive: 60, clientId: id('noret') });
-    const connack = await r.next('connack');
+    const connack = await r.handshake({ clientId: id('noret') });
     assert.equal(connack.reasonCode, 0);
     assert.equal(connack.properties?.retainAvailable, false);
-    r.send({
-      type: 'publish',
-      topic: 'nr/t',
-      payload: Buffer.from('x'),
-      qos: 1,
-      retain: true,
-      dup: false,
-      packetId: 1,
-    });
+    r.send(publishPacket('nr/t', { qos: 1, retain: true, packetId: 1 }));
     const disconnect = await r.next('disconnect');
     assert.equal(disconnect.reasonCode, 0x9a);
     await r.closedByBroker();
@@ -388,15 +342,7 @@ describe('retainAvailable: false', () => {
   test('a retained PUBLISH closes an MQTT 3.1.1 connection when retain is not available', async () => {
     const r = await RawClient.connect(noRetain.port, { protocolVersion: 4, clientId: id('noret4') });
     raws.push(r);
-    r.send({
-      type: 'publish',
-      topic: 'nr/t',
-      payload: Buffer.from('x'),
-      qos: 1,
-      retain: true,
-      dup: false,
-      packetId: 1,
-    });
+    r.send(publishPacket('nr/t', { qos: 1, retain: true, packetId: 1 }));
     await r.closedByBroker();
     assert.deepEqual(r.packets, []);
   });

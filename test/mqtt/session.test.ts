@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { afterEach, describe, test } from 'node:test';
-import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
+import { describe, test } from 'node:test';
+import type { IClientOptions, IConnackPacket, MqttClient } from 'mqtt';
 import type { ConnackPacket, ConnectPacket, ProtocolVersion } from '../../src/codec/mqtt/index.js';
-import type { CicadaOptions } from '../../src/index.js';
-import { startBroker, type TestBroker, until } from '../helpers/broker.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { type TestBroker, until } from '../helpers/broker.js';
+import { connackOf, detached, leave, perTest, within } from '../helpers/mqtt-client.js';
+import type { RawClient } from '../helpers/raw-client.js';
 
 /**
  * Sessions end to end (MQTT 4.1, 3.1.2.4, 3.1.2.11.2): clean and persistent sessions,
@@ -14,25 +14,7 @@ import { RawClient } from '../helpers/raw-client.js';
 
 // ---- resources: everything opened in a test is closed after it ------------------------
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-/** `promise`, or a rejection naming `what` if it takes longer than `ms` (a safety net, not a measurement). */
-function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-async function broker(options: CicadaOptions = {}): Promise<TestBroker> {
-  const b = await startBroker(options);
-  cleanups.push(() => b.close());
-  return b;
-}
+const { broker, mqttClient, raw } = perTest();
 
 interface Received {
   topic: string;
@@ -48,8 +30,7 @@ async function client(
   url: string,
   options: IClientOptions,
 ): Promise<{ client: MqttClient; connack: IConnackPacket; got: Received[]; wire: string[] }> {
-  const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
-  cleanups.push(() => c.end(true));
+  const c = mqttClient(url, options);
   const got: Received[] = [];
   c.on('message', (topic, payload, packet) =>
     got.push({ topic, payload: payload.toString(), qos: packet.qos }),
@@ -59,14 +40,7 @@ async function client(
   c.on('packetreceive', (packet) => {
     if (packet.cmd === 'publish') wire.push(packet.payload.toString());
   });
-  const connack = await within(
-    new Promise<IConnackPacket>((resolve, reject) => {
-      c.once('connect', resolve);
-      c.once('error', reject);
-    }),
-    'CONNACK',
-  );
-  return { client: c, connack, got, wire };
+  return { client: c, connack: await connackOf(c), got, wire };
 }
 
 /** A RawClient that sent CONNECT and was accepted, with its CONNACK. */
@@ -74,25 +48,10 @@ async function rawConnect(
   port: number,
   connect: Partial<ConnectPacket> & { protocolVersion?: ProtocolVersion },
 ): Promise<{ raw: RawClient; connack: ConnackPacket }> {
-  const version = connect.protocolVersion ?? 4;
-  const r = await RawClient.open(port, version);
-  cleanups.push(() => r.end());
-  r.send({ type: 'connect', protocolVersion: version, clean: true, keepAlive: 60, clientId: '', ...connect });
-  const connack = await r.next('connack');
+  const r = await raw(port, connect.protocolVersion ?? 4);
+  const connack = await r.handshake(connect);
   assert.equal(connack.reasonCode, 0, 'connection accepted');
   return { raw: r, connack };
-}
-
-/** Resolves when the broker has detached `clientId`'s connection (so what follows finds it offline). */
-function detached(b: TestBroker, clientId: string): Promise<void> {
-  return new Promise((resolve) => {
-    const listener = (info: { clientId: string }): void => {
-      if (info.clientId !== clientId) return;
-      b.broker.off('clientDisconnected', listener);
-      resolve();
-    };
-    b.broker.on('clientDisconnected', listener);
-  });
 }
 
 function expired(b: TestBroker, clientId: string): Promise<void> {
@@ -104,17 +63,6 @@ function expired(b: TestBroker, clientId: string): Promise<void> {
     };
     b.broker.on('sessionExpired', listener);
   });
-}
-
-/** Normal DISCONNECT, waiting until the broker has taken it. */
-async function leave(
-  b: TestBroker,
-  c: MqttClient,
-  opts?: Parameters<MqttClient['endAsync']>[1],
-): Promise<void> {
-  const gone = detached(b, c.options.clientId!);
-  await c.endAsync(false, opts);
-  await within(gone, `the broker to detach ${c.options.clientId}`);
 }
 
 /** Drops the socket without DISCONNECT, waiting until the broker has noticed. */

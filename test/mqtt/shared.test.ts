@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { type EventEmitter, once } from 'node:events';
-import { after, afterEach, before, describe, test } from 'node:test';
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import { after, before, describe, test } from 'node:test';
+import type { IClientOptions } from 'mqtt';
 import type { ConnectPacket, PublishPacket } from '../../src/codec/mqtt/index.js';
 import { startBroker, type TestBroker, until } from '../helpers/broker.js';
+import { clientsClosedAfterEach, openPeer, type Peer } from '../helpers/mqtt-client.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 /**
@@ -12,35 +12,9 @@ import { RawClient } from '../helpers/raw-client.js';
  * member goes away holding unacknowledged messages.
  */
 
-interface Received {
-  topic: string;
-  payload: string;
-  packet: IPublishPacket;
-}
+const { clients, raws } = clientsClosedAfterEach();
 
-interface Peer {
-  client: MqttClient;
-  messages: Received[];
-}
-
-const clients: MqttClient[] = [];
-const raws: RawClient[] = [];
-
-async function open(url: string, options: IClientOptions = {}): Promise<Peer> {
-  const client = mqtt.connect(url, {
-    protocolVersion: 5,
-    reconnectPeriod: 0,
-    connectTimeout: 5000,
-    ...options,
-  });
-  clients.push(client);
-  const messages: Received[] = [];
-  client.on('message', (topic, payload, packet) =>
-    messages.push({ topic, payload: payload.toString(), packet }),
-  );
-  await once(client as unknown as EventEmitter, 'connect');
-  return { client, messages };
-}
+const open = (url: string, options: IClientOptions = {}): Promise<Peer> => openPeer(clients, url, options);
 
 /** A member subscribed to `filter` at `qos`. */
 async function member(
@@ -78,11 +52,6 @@ async function publishAll(url: string, topic: string, count: number, qos: 0 | 1 
 const payloadsOf = (peer: Peer): string[] => peer.messages.map((m) => m.payload);
 const total = (peers: Peer[]): number => peers.reduce((n, p) => n + p.messages.length, 0);
 const sorted = (items: string[]): string[] => [...items].sort();
-
-afterEach(() => {
-  for (const client of clients.splice(0)) client.end(true);
-  for (const raw of raws.splice(0)) raw.end();
-});
 
 let b: TestBroker;
 before(async () => {

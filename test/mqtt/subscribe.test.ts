@@ -1,65 +1,20 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, test } from 'node:test';
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import { after, before, describe, test } from 'node:test';
+import type { IPublishPacket } from 'mqtt';
 import { startBroker, type TestBroker, until } from '../helpers/broker.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { collect, id, type Received, testClients, untilTopic } from '../helpers/mqtt-client.js';
 
 /**
  * SUBSCRIBE and UNSUBSCRIBE end to end (MQTT 3.8, 3.10, 4.7): wildcard matching, `$` topics,
  * overlapping subscriptions, granted QoS, authorization, replacement and removal.
  */
 
-type Version = 4 | 5;
-
-interface Received {
-  topic: string;
-  payload: Buffer;
-  packet: IPublishPacket;
-}
-
 let t: TestBroker;
-const clients: MqttClient[] = [];
-const raws: RawClient[] = [];
+const { client, raw } = testClients('sub', () => t);
 const brokers: TestBroker[] = [];
-let seq = 0;
-
-function id(prefix: string): string {
-  return `${prefix}-${++seq}`;
-}
-
-async function client(
-  version: Version,
-  options: IClientOptions = {},
-  on: TestBroker = t,
-): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(on.url, {
-    protocolVersion: version,
-    clientId: id(`sub${version}`),
-    reconnectPeriod: 0,
-    ...options,
-  });
-  clients.push(c);
-  return c;
-}
-
-async function raw(version: Version): Promise<RawClient> {
-  const r = await RawClient.connect(t.port, { protocolVersion: version, clientId: id(`raw${version}`) });
-  raws.push(r);
-  return r;
-}
-
-function collect(c: MqttClient): Received[] {
-  const list: Received[] = [];
-  c.on('message', (topic, payload, packet) => list.push({ topic, payload, packet }));
-  return list;
-}
 
 function topics(list: Received[], prefix = ''): string[] {
   return list.map((m) => m.topic).filter((x) => x.startsWith(prefix));
-}
-
-async function untilTopic(list: Received[], topic: string): Promise<void> {
-  await until(() => list.some((m) => m.topic === topic), `a message on ${topic}`);
 }
 
 /** Subscription identifiers of a received 5.0 PUBLISH, as a sorted list (MQTT.js gives a number for one). */
@@ -85,11 +40,6 @@ before(async () => {
   t = await startBroker({
     hooks: { authorizeSubscribe: (_client, filter) => !filter.startsWith('secret/') },
   });
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
-  for (const r of raws.splice(0)) r.end();
 });
 
 after(async () => {

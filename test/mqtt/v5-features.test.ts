@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type EventEmitter, once } from 'node:events';
-import { after, afterEach, before, describe, test } from 'node:test';
-import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
+import { after, before, describe, test } from 'node:test';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import type { IDisconnectPacket, IPubackPacket } from 'mqtt-packet';
 import type { StoredDelivery } from '../../src/broker/store.js';
 import {
@@ -13,46 +13,22 @@ import {
 } from '../../src/codec/mqtt/index.js';
 import { type DropReason, MemoryStore, type Message } from '../../src/index.js';
 import { startBroker, type TestBroker, until } from '../helpers/broker.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { clientsClosedAfterEach, openPeer, type Peer } from '../helpers/mqtt-client.js';
+import { publishPacket, RawClient } from '../helpers/raw-client.js';
 
 /**
  * MQTT 5 features end to end, through real sockets: MQTT.js where it can say what is
  * meant, RawClient where the exact packet matters or the client must misbehave.
  */
 
-interface Received {
-  topic: string;
-  payload: string;
-  packet: IPublishPacket;
-}
+const { clients, raws } = clientsClosedAfterEach();
 
-interface Peer {
-  client: MqttClient;
-  messages: Received[];
-  connack: IConnackPacket;
-  errors: Error[];
-}
-
-const clients: MqttClient[] = [];
-const raws: RawClient[] = [];
-
-/** An MQTT.js client (5.0 unless told) whose messages are recorded from the moment it connects. */
-async function open(url: string, options: IClientOptions = {}): Promise<Peer> {
-  const client = mqtt.connect(url, {
-    protocolVersion: 5,
-    reconnectPeriod: 0,
-    connectTimeout: 5000,
-    ...options,
-  });
-  clients.push(client);
-  const messages: Received[] = [];
+/** An MQTT.js client (5.0 unless told) that records its messages, and its errors once connected. */
+async function open(url: string, options: IClientOptions = {}): Promise<Peer & { errors: Error[] }> {
+  const peer = await openPeer(clients, url, options);
   const errors: Error[] = [];
-  client.on('message', (topic, payload, packet) =>
-    messages.push({ topic, payload: payload.toString(), packet }),
-  );
-  const [connack] = (await once(emitter(client), 'connect')) as [IConnackPacket];
-  client.on('error', (error) => errors.push(error));
-  return { client, messages, connack, errors };
+  peer.client.on('error', (error) => errors.push(error));
+  return { ...peer, errors };
 }
 
 /** MQTT.js's typed emitter, for `events.once`. */
@@ -65,18 +41,9 @@ async function rawConnect(
   port: number,
   connect: Partial<ConnectPacket> = {},
 ): Promise<{ raw: RawClient; connack: ConnackPacket }> {
-  const version = connect.protocolVersion ?? 5;
-  const raw = await RawClient.open(port, version);
+  const raw = await RawClient.open(port, connect.protocolVersion ?? 5);
   raws.push(raw);
-  raw.send({
-    type: 'connect',
-    protocolVersion: version,
-    clean: true,
-    keepAlive: 60,
-    clientId: '',
-    ...connect,
-  });
-  const connack = await raw.next('connack');
+  const connack = await raw.handshake(connect);
   assert.equal(connack.reasonCode, 0, `CONNACK refused: ${JSON.stringify(connack)}`);
   return { raw, connack };
 }
@@ -100,11 +67,6 @@ function publishes(raw: RawClient): PublishPacket[] {
 function ids(value: number | number[] | undefined): number[] {
   return value === undefined ? [] : [value].flat().sort((a, b) => a - b);
 }
-
-afterEach(() => {
-  for (const client of clients.splice(0)) client.end(true);
-  for (const raw of raws.splice(0)) raw.end();
-});
 
 let b: TestBroker;
 before(async () => {
@@ -217,15 +179,8 @@ describe('Receive Maximum', () => {
       const { raw, connack } = await rawConnect(gated.port);
       assert.equal(connack.properties?.receiveMaximum, 3);
       store.hold();
-      const publish = (packetId: number): Packet => ({
-        type: 'publish',
-        topic: 'rmx/t',
-        payload: Buffer.from(`p${packetId}`),
-        qos: 1,
-        retain: false,
-        dup: false,
-        packetId,
-      });
+      const publish = (packetId: number): Packet =>
+        publishPacket('rmx/t', { payload: Buffer.from(`p${packetId}`), qos: 1, packetId });
       for (let id = 1; id <= 3; id++) raw.send(publish(id));
       await roundTrip(raw);
       assert.deepEqual(
@@ -355,15 +310,7 @@ describe('Topic Alias', () => {
 
   test('3.3.4: an alias never set, with an empty topic name, gets DISCONNECT 0x82 with a reason string', async () => {
     const { raw } = await rawConnect(b.port);
-    raw.send({
-      type: 'publish',
-      topic: '',
-      payload: Buffer.from('x'),
-      qos: 0,
-      retain: false,
-      dup: false,
-      properties: { topicAlias: 3 },
-    });
+    raw.send(publishPacket('', { properties: { topicAlias: 3 } }));
     const disconnect = await raw.next('disconnect');
     assert.equal(disconnect.reasonCode, 0x82);
     assert.equal(typeof disconnect.properties?.reasonString, 'string');
@@ -372,29 +319,12 @@ describe('Topic Alias', () => {
 
   test('MQTT-3.3.2-7: an alias set on one connection means nothing on the next', async () => {
     const first = await rawConnect(b.port, { clientId: 'alias-carry' });
-    first.raw.send({
-      type: 'publish',
-      topic: 'alias/carry',
-      payload: Buffer.from('x'),
-      qos: 1,
-      retain: false,
-      dup: false,
-      packetId: 1,
-      properties: { topicAlias: 2 },
-    });
+    first.raw.send(publishPacket('alias/carry', { qos: 1, packetId: 1, properties: { topicAlias: 2 } }));
     await first.raw.next('puback');
     first.raw.send({ type: 'disconnect' });
     await first.raw.closedByBroker();
     const second = await rawConnect(b.port, { clientId: 'alias-carry' });
-    second.raw.send({
-      type: 'publish',
-      topic: '',
-      payload: Buffer.from('x'),
-      qos: 0,
-      retain: false,
-      dup: false,
-      properties: { topicAlias: 2 },
-    });
+    second.raw.send(publishPacket('', { properties: { topicAlias: 2 } }));
     const disconnect = await second.raw.next('disconnect');
     assert.equal(disconnect.reasonCode, 0x82);
     await second.raw.closedByBroker();
@@ -402,15 +332,7 @@ describe('Topic Alias', () => {
 
   test('MQTT-3.3.2-9 broken: an alias above the server Topic Alias Maximum gets DISCONNECT 0x94', async () => {
     const { raw } = await rawConnect(b.port);
-    raw.send({
-      type: 'publish',
-      topic: 'alias/x',
-      payload: Buffer.from('x'),
-      qos: 0,
-      retain: false,
-      dup: false,
-      properties: { topicAlias: 257 },
-    });
+    raw.send(publishPacket('alias/x', { properties: { topicAlias: 257 } }));
     const disconnect = await raw.next('disconnect');
     assert.equal(disconnect.reasonCode, 0x94);
     await raw.closedByBroker();
@@ -561,16 +483,7 @@ describe('Properties passed through', () => {
       ['', ''],
       ['ключ', 'значение ✓'],
     ];
-    pub.send({
-      type: 'publish',
-      topic: 'up/t',
-      payload: Buffer.from('x'),
-      qos: 1,
-      retain: false,
-      dup: false,
-      packetId: 5,
-      properties: { userProperties },
-    });
+    pub.send(publishPacket('up/t', { qos: 1, packetId: 5, properties: { userProperties } }));
     await pub.next('puback');
     const message = await sub.next('publish');
     assert.deepEqual(message.properties?.userProperties, userProperties);
@@ -614,15 +527,7 @@ describe('Reason Strings and problem information', () => {
 
   test('a PUBACK refusing a publish (0x87) explains itself by default', async () => {
     const { raw } = await rawConnect(b.port);
-    raw.send({
-      type: 'publish',
-      topic: 'denied/t',
-      payload: Buffer.from('x'),
-      qos: 1,
-      retain: false,
-      dup: false,
-      packetId: 3,
-    });
+    raw.send(publishPacket('denied/t', { qos: 1, packetId: 3 }));
     const puback = await raw.next('puback');
     assert.equal(puback.reasonCode, 0x87);
     assert.ok((puback.properties?.reasonString ?? '').length > 0, 'a reason string on the PUBACK');
@@ -630,24 +535,8 @@ describe('Reason Strings and problem information', () => {
 
   test('MQTT-3.1.2-29: with Request Problem Information 0, acks carry no Reason String or User Properties', async () => {
     const { raw } = await rawConnect(b.port, { properties: { requestProblemInformation: false } });
-    raw.send({
-      type: 'publish',
-      topic: 'denied/t',
-      payload: Buffer.from('x'),
-      qos: 1,
-      retain: false,
-      dup: false,
-      packetId: 3,
-    });
-    raw.send({
-      type: 'publish',
-      topic: 'denied/t',
-      payload: Buffer.from('x'),
-      qos: 2,
-      retain: false,
-      dup: false,
-      packetId: 4,
-    });
+    raw.send(publishPacket('denied/t', { qos: 1, packetId: 3 }));
+    raw.send(publishPacket('denied/t', { qos: 2, packetId: 4 }));
     const puback = await raw.next('puback');
     const pubrec = await raw.next('pubrec');
     assert.equal(puback.reasonCode, 0x87);

@@ -1,14 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { afterEach, describe, test } from 'node:test';
-import mqtt, {
-  type IClientOptions,
-  type IConnackPacket,
-  type IDisconnectPacket,
-  type MqttClient,
-} from 'mqtt';
-import type { CicadaOptions } from '../../src/index.js';
-import { startBroker, type TestBroker, until } from '../helpers/broker.js';
+import { describe, test } from 'node:test';
+import type { IClientOptions, IConnackPacket, IDisconnectPacket, MqttClient } from 'mqtt';
+import { type TestBroker, until } from '../helpers/broker.js';
+import { connackOf, detached, leave, perTest, within } from '../helpers/mqtt-client.js';
 
 /**
  * Will Messages end to end (MQTT 3.1.2.5, 3.1.3.2): when a will is published and when not,
@@ -18,25 +13,7 @@ import { startBroker, type TestBroker, until } from '../helpers/broker.js';
 
 // ---- resources: everything opened in a test is closed after it ------------------------
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-/** `promise`, or a rejection naming `what` if it takes longer than `ms` (a safety net, not a measurement). */
-function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-async function broker(options: CicadaOptions = {}): Promise<TestBroker> {
-  const b = await startBroker(options);
-  cleanups.push(() => b.close());
-  return b;
-}
+const { cleanups, broker, mqttClient } = perTest();
 
 interface Received {
   topic: string;
@@ -49,20 +26,12 @@ async function client(
   url: string,
   options: IClientOptions,
 ): Promise<{ client: MqttClient; connack: IConnackPacket; got: Received[] }> {
-  const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
-  cleanups.push(() => c.end(true));
+  const c = mqttClient(url, options);
   const got: Received[] = [];
   c.on('message', (topic, payload, packet) =>
     got.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain }),
   );
-  const connack = await within(
-    new Promise<IConnackPacket>((resolve, reject) => {
-      c.once('connect', resolve);
-      c.once('error', reject);
-    }),
-    'CONNACK',
-  );
-  return { client: c, connack, got };
+  return { client: c, connack: await connackOf(c), got };
 }
 
 /** A subscriber to `topic` at `qos`; its `got` fills as messages arrive. */
@@ -72,33 +41,10 @@ async function subscriber(b: TestBroker, topic: string, qos: 0 | 1 | 2 = 1, prot
   return s;
 }
 
-/** Resolves when the broker has detached `clientId`'s connection (its will decided). */
-function detached(b: TestBroker, clientId: string): Promise<void> {
-  return new Promise((resolve) => {
-    const listener = (info: { clientId: string }): void => {
-      if (info.clientId !== clientId) return;
-      b.broker.off('clientDisconnected', listener);
-      resolve();
-    };
-    b.broker.on('clientDisconnected', listener);
-  });
-}
-
 /** Drops the socket without DISCONNECT, as a network failure would, and waits for the broker to notice. */
 async function kill(b: TestBroker, c: MqttClient): Promise<void> {
   const gone = detached(b, c.options.clientId!);
   c.stream.destroy();
-  await within(gone, `the broker to detach ${c.options.clientId}`);
-}
-
-/** Ends with a DISCONNECT (`opts` for its 5.0 reason code and properties) and waits for the broker to take it. */
-async function leave(
-  b: TestBroker,
-  c: MqttClient,
-  opts?: Parameters<MqttClient['endAsync']>[1],
-): Promise<void> {
-  const gone = detached(b, c.options.clientId!);
-  await c.endAsync(false, opts);
   await within(gone, `the broker to detach ${c.options.clientId}`);
 }
 
