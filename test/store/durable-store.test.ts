@@ -311,6 +311,185 @@ describe('DurableStore specifics', () => {
     await store.close();
   });
 
+  describe('write buffer: calls coalesced before their batch is written', () => {
+    const rows = (directory: string): number => count(directory, 'deliveries');
+
+    test('an enqueue removed again before its batch is written leaves nothing, and costs no commit', async () => {
+      const [store, directory] = await freshStore();
+      await store.saveSession(record('c'));
+      await store.enqueue('c', [delivery(1, message('kept'))]);
+      const before = store.stats();
+      const writes: Promise<void>[] = [];
+      for (let seq = 2; seq <= 101; seq++) {
+        writes.push(store.enqueue('c', [delivery(seq, message(`gone-${seq}`))]));
+        writes.push(store.markSent('c', seq, seq));
+        writes.push(store.removeDelivery('c', seq));
+      }
+      await Promise.all(writes);
+      assert.equal(store.stats().commits, before.commits, 'nothing was left to write');
+      await store.close();
+      assert.equal(rows(directory), 1);
+      assert.equal(count(directory, 'messages'), 1);
+      assert.equal(count(directory, 'refs'), 1);
+      const state = await store.open(T0);
+      assert.deepStrictEqual(state.sessions[0]!.deliveries, [delivery(1, message('kept'))]);
+      await store.close();
+    });
+
+    test('markSent and markReleased of a row still in the buffer are written with it', async () => {
+      const [store, directory] = await freshStore();
+      await store.saveSession(record('c'));
+      const m = message('q2', { qos: 2 });
+      await Promise.all([
+        store.enqueue('c', [delivery(1, m, { qos: 2 }), delivery(2, message('q1'))]),
+        store.markSent('c', 1, 10),
+        store.markReleased('c', 1),
+        store.markSent('c', 2, 11),
+        store.markSent('c', 2, 12),
+      ]);
+      await store.close();
+      const state = await new DurableStore({ directory }).open(T0);
+      assert.deepStrictEqual(state.sessions[0]!.deliveries, [
+        delivery(1, m, { qos: 2, packetId: 10, released: true }),
+        delivery(2, message('q1'), { packetId: 12 }),
+      ]);
+    });
+
+    test('an enqueue that replaces a stored seq, removed in the same batch, removes the stored row', async () => {
+      const [store, directory] = await freshStore();
+      await store.saveSession(record('c'));
+      await store.enqueue('c', [delivery(5, message('old'))]);
+      // Seq 5 is not fresh: the stored row (and its body) must go with the removal.
+      await Promise.all([store.enqueue('c', [delivery(5, message('new'))]), store.removeDelivery('c', 5)]);
+      await store.close();
+      for (const name of ['deliveries', 'messages', 'refs']) assert.equal(count(directory, name), 0, name);
+    });
+
+    test('after deleteSession, a new session reusing low seqs is not confused with the old one', async () => {
+      const [store, directory] = await freshStore();
+      await store.saveSession(record('c'));
+      await store.enqueue(
+        'c',
+        [1, 2, 3].map((seq) => delivery(seq, message(`old-${seq}`))),
+      );
+      // Deleted and created again in one batch: the old rows must not survive, nor the new ones
+      // be taken for fresh while the old ones may still be on disk.
+      await Promise.all([
+        store.deleteSession('c'),
+        store.saveSession(record('c')),
+        store.enqueue('c', [delivery(1, message('new-1')), delivery(2, message('new-2'))]),
+        store.removeDelivery('c', 1),
+      ]);
+      // The delete is committed now: low seqs are fresh again and cancel out.
+      const before = store.stats().commits;
+      await Promise.all([store.enqueue('c', [delivery(3, message('new-3'))]), store.removeDelivery('c', 3)]);
+      assert.equal(store.stats().commits, before);
+      await store.close();
+      const state = await store.open(T0);
+      assert.deepStrictEqual(state.sessions[0]!.deliveries, [delivery(2, message('new-2'))]);
+      await store.close();
+      assert.equal(count(directory, 'messages'), 1);
+    });
+
+    test('consecutive saveSession calls keep the last record; inbound ids keep the last operation', async () => {
+      const [store, directory] = await freshStore();
+      await Promise.all([
+        store.saveSession(record('c', { expiryInterval: 1 })),
+        store.addInboundQoS2('c', 1),
+        store.saveSession(record('c', { expiryInterval: 2 })),
+        store.addInboundQoS2('c', 2),
+        store.removeInboundQoS2('c', 1),
+        store.saveSession(record('c', { expiryInterval: 3 })),
+        store.removeInboundQoS2('c', 2),
+        store.addInboundQoS2('c', 2),
+      ]);
+      await store.close();
+      const state = await new DurableStore({ directory }).open(T0);
+      assert.deepStrictEqual(state.sessions, [
+        { record: record('c', { expiryInterval: 3 }), deliveries: [], inboundQoS2: [2] },
+      ]);
+    });
+
+    test('delivery rows written as raw bytes read back exactly, whatever their size', async () => {
+      const [store, directory] = await freshStore();
+      await store.saveSession(record('c'));
+      const ids = [
+        '',
+        'a',
+        'x'.repeat(10),
+        'x'.repeat(11),
+        'y'.repeat(85),
+        'y'.repeat(86),
+        'z'.repeat(30_000),
+      ];
+      ids.push('ü', 'ü'.repeat(40), '🐝 id', `${'a'.repeat(63)}é`);
+      const shapes: Partial<StoredDelivery>[] = [
+        {},
+        { subscriptionIds: [] },
+        { subscriptionIds: [0, 127, 128, 255, 256, 65535, 65536, 268_435_455] },
+        { subscriptionIds: Array.from({ length: 16 }, (_, i) => i * 1000) },
+        { packetId: 1 },
+        { packetId: 300, released: true },
+        { packetId: 65535, qos: 2, retain: true },
+      ];
+      const expected: StoredDelivery[] = [];
+      let seq = 0;
+      for (const id of ids) {
+        for (const shape of shapes) {
+          const m = message(`${id}#${seq}`);
+          expected.push(delivery(++seq, m, shape));
+        }
+      }
+      // One call per row (the raw encoder), then markSent on stored rows (decode and re-encode).
+      await Promise.all(expected.map((d) => store.enqueue('c', [d])));
+      await Promise.all(expected.map((d) => store.markSent('c', d.seq, d.packetId ?? 9)));
+      await store.close();
+      const state = await new DurableStore({ directory }).open(T0);
+      assert.deepStrictEqual(
+        state.sessions[0]!.deliveries,
+        expected.map((d) => ({ ...d, packetId: d.packetId ?? 9 })),
+      );
+    });
+
+    test('a call that fails on its own (a stored row that does not decode) fails alone', async () => {
+      const [store, directory] = await freshStore();
+      await store.saveSession(record('c'));
+      await store.enqueue('c', [delivery(1, message('m1')), delivery(2, message('m2'))]);
+      // Damage row 2 behind the store's back (the same process shares LMDB's environment).
+      withRaw(directory, (db) => {
+        const table = db.table('deliveries');
+        const keys = [...table.getKeys()].map((k) => Buffer.from(k));
+        table.putSync(keys[1]!, ['not', 'a', 'row']);
+      });
+      const results = await Promise.allSettled([
+        store.markSent('c', 2, 7),
+        store.enqueue('c', [delivery(3, message('m3'))]),
+        store.markSent('c', 1, 8),
+        store.removeDelivery('c', 2),
+      ]);
+      assert.deepStrictEqual(
+        results.map((r) => r.status),
+        ['rejected', 'fulfilled', 'fulfilled', 'rejected'],
+      );
+      for (const result of [results[0], results[3]]) {
+        // The markSent was folded into the removal of that row, which fails for both.
+        const reason = (result as PromiseRejectedResult).reason as StoreError;
+        assert.ok(reason instanceof StoreError);
+        assert.equal(reason.code, 'STORE_CORRUPT');
+        assert.match(reason.message, /removeDelivery: delivery is not a tuple/);
+      }
+      await store.close();
+      withRaw(directory, (db) => {
+        const values = [...db.table('deliveries').getRange()].map((e) => e.value);
+        assert.deepStrictEqual(values, [
+          ['m1', 1, false, null, 8, null],
+          ['not', 'a', 'row'],
+          ['m3', 1, false, null, null, null],
+        ]);
+      });
+    });
+  });
+
   test('invalid packet identifiers are rejected without touching the store', async () => {
     const [store] = await freshStore();
     await store.saveSession(record('c'));
@@ -437,6 +616,9 @@ describe('DurableStore specifics', () => {
       withRaw(directory, (db) => {
         db.table('refs').putSync(key('m1'), 5);
         db.table('refs').removeSync(key('m2'));
+        // Counts are derived data: one that does not decode is rebuilt, not reported.
+        db.table('refs').putSync(key('m3'), 'banana');
+        db.table('refs').putSync(key('no-such-message'), 2);
         db.table('messages').putSync(key('orphan'), [
           'orphan',
           't',
@@ -457,6 +639,8 @@ describe('DurableStore specifics', () => {
       withRaw(directory, (db) => {
         assert.equal(db.table('refs').get(key('m1')), 1);
         assert.equal(db.table('refs').get(key('m2')), 1);
+        assert.equal(db.table('refs').get(key('m3')), 1);
+        assert.equal(db.table('refs').get(key('no-such-message')), undefined);
         assert.equal(db.table('messages').get(key('orphan')), undefined);
         assert.equal(db.table('refs').get(key('orphan')), undefined);
       });

@@ -72,15 +72,25 @@ function writeOrderedNumber(buffer: Buffer, value: number, offset: number): void
   }
 }
 
-function readOrderedNumber(buffer: Buffer, offset: number): number {
-  const bytes = Buffer.from(buffer.subarray(offset, offset + 8));
-  if (bytes[0]! & 0x80) bytes[0] = bytes[0]! & 0x7f;
-  else for (let i = 0; i < 8; i++) bytes[i] = ~bytes[i]! & 0xff;
-  return bytes.readDoubleBE(0);
+/** Scratch space of readOrderedNumber (no allocation per key read). */
+const ordered = Buffer.alloc(8);
+
+function readOrderedNumber(buffer: Uint8Array, offset: number): number {
+  if (buffer[offset]! & 0x80) {
+    for (let i = 0; i < 8; i++) ordered[i] = buffer[offset + i]!;
+    ordered[0] = ordered[0]! & 0x7f;
+  } else {
+    for (let i = 0; i < 8; i++) ordered[i] = ~buffer[offset + i]! & 0xff;
+  }
+  return ordered.readDoubleBE(0);
 }
 
 export function deliveryKey(sid: number, seq: number): Buffer {
-  const key = Buffer.allocUnsafe(SID_BYTES + 8);
+  return deliveryKeyInto(Buffer.allocUnsafe(SID_BYTES + 8), sid, seq);
+}
+
+/** Writes the deliveries key of (sid, seq) into `key` (SID_BYTES + 8 bytes) and returns it. */
+export function deliveryKeyInto(key: Buffer, sid: number, seq: number): Buffer {
   key.writeUIntBE(sid, 0, SID_BYTES);
   writeOrderedNumber(key, seq, SID_BYTES);
   return key;
@@ -93,20 +103,48 @@ export function inboundKey(sid: number, packetId: number): Buffer {
   return key;
 }
 
+/** The session number at the start of a records, deliveries or inbound key. */
+export function readSid(key: Uint8Array): number {
+  // 6 bytes big-endian: 2 high bytes, then 4 low ones (exact below 2^53).
+  return (
+    (key[0]! * 256 + key[1]!) * 0x1_0000_0000 +
+    ((key[2]! << 24) >>> 0) +
+    (key[3]! << 16) +
+    (key[4]! << 8) +
+    key[5]!
+  );
+}
+
+/** The seq of a deliveries key (after checking its length). */
+export function readDeliverySeq(key: Uint8Array): number {
+  if (key.byteLength !== SID_BYTES + 8) throw new CorruptValue(`delivery key of ${key.byteLength} bytes`);
+  return readOrderedNumber(key, SID_BYTES);
+}
+
 /** Splits a deliveries or inbound key into session number and seq / packet id. */
 export function parseSessionKey(key: Uint8Array, kind: 'delivery' | 'inbound'): [sid: number, n: number] {
-  const buffer = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
-  if (kind === 'delivery') {
-    if (buffer.length !== SID_BYTES + 8) throw new CorruptValue(`delivery key of ${buffer.length} bytes`);
-    return [buffer.readUIntBE(0, SID_BYTES), readOrderedNumber(buffer, SID_BYTES)];
-  }
-  if (buffer.length !== SID_BYTES + 2) throw new CorruptValue(`inbound key of ${buffer.length} bytes`);
-  return [buffer.readUIntBE(0, SID_BYTES), buffer.readUInt16BE(SID_BYTES)];
+  if (kind === 'delivery') return [readSid(key), readDeliverySeq(key)];
+  if (key.byteLength !== SID_BYTES + 2) throw new CorruptValue(`inbound key of ${key.byteLength} bytes`);
+  return [readSid(key), key[SID_BYTES]! * 256 + key[SID_BYTES + 1]!];
 }
 
 export function parseSidKey(key: Uint8Array): number {
   if (key.byteLength !== SID_BYTES) throw new CorruptValue(`session key of ${key.byteLength} bytes`);
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).readUIntBE(0, SID_BYTES);
+  return readSid(key);
+}
+
+/** Whether `key` is the key of `name` (without building it, for inline names). */
+export function isNameKey(key: Uint8Array, name: string): boolean {
+  const length = name.length;
+  if (key.byteLength === length + 1 && key[0] === INLINE) {
+    // As many bytes as UTF-16 units: equal only for the same ASCII name, compared char by char.
+    for (let i = 0; i < length; i++) {
+      const c = name.charCodeAt(i);
+      if (c >= 0x80 || key[i + 1] !== c) return false;
+    }
+    return true;
+  }
+  return nameKey(name).equals(key);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,9 +177,13 @@ function bool(value: unknown, what: string): boolean {
   return typeof value === 'boolean' ? value : fail(`${what} is not a boolean`);
 }
 
+/**
+ * A copy of binary data: values are decoded with msgpackr's `copyBuffers` off (tables.ts), so
+ * what it gives is a view of LMDB's read buffer, valid until the next read. Small copies come
+ * from Node's buffer pool, not one ArrayBuffer each.
+ */
 function buf(value: unknown, what: string): Buffer {
-  if (Buffer.isBuffer(value)) return value;
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (value instanceof Uint8Array) return Buffer.from(value);
   return fail(`${what} is not binary`);
 }
 
@@ -194,12 +236,10 @@ export function decodeMessage(value: unknown): Message {
     retain: bool(t[4], 'message retain'),
     createdAt: num(t[5], 'message createdAt'),
   };
-  const expiresAt = opt(t[6], (v) => num(v, 'message expiresAt'));
-  if (expiresAt !== undefined) m.expiresAt = expiresAt;
-  const origin = opt(t[7], (v) => str(v, 'message origin'));
-  if (origin !== undefined) m.origin = origin;
-  const properties = opt(t[8], decodeProperties);
-  if (properties !== undefined) m.properties = properties;
+  // Optional fields tested inline: this runs once per stored message at open.
+  if (t[6] !== null && t[6] !== undefined) m.expiresAt = num(t[6], 'message expiresAt');
+  if (t[7] !== null && t[7] !== undefined) m.origin = str(t[7], 'message origin');
+  if (t[8] !== null && t[8] !== undefined) m.properties = decodeProperties(t[8]);
   return m;
 }
 
@@ -339,6 +379,39 @@ export function decodeDelivery(value: unknown): DeliveryRow {
   const released = opt(t[5], (v) => bool(v, 'released'));
   if (released !== undefined) row.released = released;
   return row;
+}
+
+/** The message id of a stored delivery row, without decoding the rest. */
+export function deliveryMessageId(value: unknown): string {
+  if (!Array.isArray(value) || value.length < 6) fail('delivery is not a tuple of 6');
+  return str(value[0], 'delivery message id');
+}
+
+/**
+ * A stored delivery straight from its row (as `toStoredDelivery(seq, decodeDelivery(value), …)`
+ * without the intermediate row), its message looked up by id.
+ */
+export function decodeStoredDelivery(
+  seq: number,
+  value: unknown,
+  messageOf: (id: string) => Message,
+): StoredDelivery {
+  const t = tuple(value, 6, 'delivery');
+  const id = str(t[0], 'delivery message id');
+  const q = qos(t[1], 'delivery qos');
+  const retain = bool(t[2], 'delivery retain');
+  let ids: number[] | undefined;
+  if (t[3] !== null && t[3] !== undefined) {
+    ids = tuple(t[3], 0, 'subscription identifiers') as number[];
+    for (const n of ids) uint(n, 268_435_455, 'subscription identifier');
+  }
+  const packetId = t[4] === null || t[4] === undefined ? undefined : uint(t[4], 65535, 'packet identifier');
+  const released = t[5] === null || t[5] === undefined ? undefined : bool(t[5], 'released');
+  const d: Mutable<StoredDelivery> = { message: messageOf(id), qos: q, retain, seq };
+  if (ids !== undefined) d.subscriptionIds = ids;
+  if (packetId !== undefined) d.packetId = packetId;
+  if (released !== undefined) d.released = released;
+  return d;
 }
 
 export function toStoredDelivery(seq: number, row: DeliveryRow, message: Message): StoredDelivery {

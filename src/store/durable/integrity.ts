@@ -6,9 +6,11 @@
  * 1. `checkHeader` reads the two meta pages with plain file reads (magic, page size, last
  *    page and tree roots within the file): a wrong, truncated or overwritten file is caught
  *    here, cheaply.
- * 2. `verifyInChildProcess` runs the store's whole `open()` (every table read, the expiry
- *    sweep written) in a separate Node.js process (verify-child.js). If that process dies on
- *    a signal, the file is damaged, and only the throwaway process went down.
+ * 2. `verifyInChildProcess` reads every key and value of the store through LMDB, without
+ *    decoding them, in a separate Node.js process (verify-child.js): the pages the broker's
+ *    load will read, read first where a crash costs nothing. If that process dies on a
+ *    signal, the file is damaged, and only the throwaway process went down. (What the values
+ *    hold is then checked by the load itself, which throws STORE_CORRUPT, never crashes.)
  *
  * Both report with a `StoreError` naming the directory; nothing is repaired or discarded.
  */
@@ -107,12 +109,11 @@ export function checkHeader(directory: string): HeaderInfo | undefined {
 const CHILD = fileURLToPath(new URL('./verify-child.js', import.meta.url));
 
 /**
- * Runs the whole `open(now)` of the store in a child process (verify-child.js), which reads
- * every table and applies the expiry sweep: a damaged file crashes that process, not this
- * one. Throws STORE_CORRUPT if it crashes or hangs, and the child's own StoreError (format,
- * corruption) if it reports one.
+ * Reads the whole store in a child process (verify-child.js): a damaged file crashes that
+ * process, not this one. Throws STORE_CORRUPT if it crashes or hangs, and the error the child
+ * reports (LMDB refusing the file or failing to read it) as a StoreError.
  */
-export function verifyInChildProcess(directory: string, now: number): Promise<void> {
+export function verifyInChildProcess(directory: string): Promise<void> {
   let size = 0;
   try {
     size = statSync(join(directory, DATA_FILE)).size;
@@ -125,7 +126,7 @@ export function verifyInChildProcess(directory: string, now: number): Promise<vo
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [CHILD, directory, String(now)],
+      [CHILD, directory],
       { timeout, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 },
       (error, stdout, stderr) => {
         if (!error) {

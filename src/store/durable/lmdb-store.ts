@@ -1,35 +1,15 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { type Database, open, type RootDatabase } from 'lmdb';
+import { open, type RootDatabase } from 'lmdb';
 import type { Message } from '../../broker/message.js';
-import type { SessionRecord, Store, StoredDelivery, StoredSession, StoredState } from '../store.js';
-import {
-  CorruptValue,
-  type DeliveryRow,
-  decodeCount,
-  decodeDelivery,
-  decodeMessage,
-  decodeRecord,
-  decodeRetained,
-  deliveryKey,
-  deliveryRow,
-  encodeDelivery,
-  encodeMessage,
-  encodeRecord,
-  FORMAT_VERSION,
-  inboundKey,
-  MAX_SID,
-  nameKey,
-  parseSessionKey,
-  parseSidKey,
-  sidKey,
-  toStoredDelivery,
-} from './codec.js';
+import type { SessionRecord, Store, StoredDelivery, StoredState } from '../store.js';
+import { Batch } from './batch.js';
+import { CorruptValue, encodeRecord, FORMAT_VERSION, nameKey } from './codec.js';
 import { StoreError } from './errors.js';
 import { checkHeader, type HeaderInfo, verifyInChildProcess } from './integrity.js';
-
-/** Session expiry interval meaning "never expires" (MQTT 3.1.2.11.2). */
-const NEVER_EXPIRES = 0xffffffff;
+import { loadState } from './load.js';
+import { openTables, TABLE_NAMES, type Tables, tableNames } from './tables.js';
+import { BatchWriter } from './writer.js';
 
 export interface DurableStoreOptions {
   /** Where the data lives (LMDB's data.mdb and lock.mdb); created if missing. */
@@ -44,12 +24,12 @@ export interface DurableStoreOptions {
   /**
    * Before opening, read the whole file in a child process, so that a damaged file crashes
    * that process rather than the broker (LMDB does not checksum its pages). Default true;
-   * the cost is a process start plus one read of the data at every `open()`.
+   * the cost is a process start plus one raw read of the data at every `open()`.
    */
   verifyOnOpen?: boolean;
   /**
-   * Write the expiry sweep at `open()` (default true). The verifying child turns it off: it
-   * only reads, so the wills of expired sessions still reach the broker that opens next.
+   * Write the expiry sweep at `open()` (default true). With it off, `open()` only reads: the
+   * wills of expired sessions are reported again by the next open.
    */
   commitExpirySweep?: boolean;
 }
@@ -58,34 +38,9 @@ export interface DurableStoreOptions {
 export interface DurableStoreStats {
   /** Write calls that reached the engine. */
   operations: number;
-  /** Commits (each one fdatasync'd) since the store was opened. */
+  /** Commits that wrote something (each one fdatasync'd) since the store was opened. */
   commits: number;
 }
-
-type Table = Database<unknown, Buffer>;
-
-interface Tables {
-  root: RootDatabase<unknown, Buffer>;
-  meta: Database<unknown, string>;
-  sessions: Table;
-  records: Table;
-  deliveries: Table;
-  inbound: Table;
-  retained: Table;
-  messages: Table;
-  refs: Table;
-}
-
-const TABLE_NAMES = [
-  'meta',
-  'sessions',
-  'records',
-  'deliveries',
-  'inbound',
-  'retained',
-  'messages',
-  'refs',
-] as const;
 
 type State = 'new' | 'opening' | 'open' | 'closed';
 
@@ -95,31 +50,33 @@ const openDirectories = new Set<string>();
 /**
  * The durable store: an embedded LMDB database (the `lmdb` package) in one directory.
  *
- * Durability and group commit. Each call becomes one callback of an lmdb asynchronous
- * transaction. A commit starts on the next turn of the event loop (or after `commitDelay`),
- * and every call queued meanwhile, or while the previous commit was syncing, goes into that
- * one LMDB write transaction, committed with fdatasync: LMDB's default, synchronous
- * durability (`overlappingSync` and `noSync` are off). With C writers each awaiting its
- * write, commits carry C writes each (`stats()` counts them; bench/store.ts shows it). A write's
- * promise resolves after that commit returned, so what the broker acknowledged is on disk
- * and survives `kill -9` and power loss. Each call applies entirely or not at all: it reads
- * and validates first and writes only at the end (see `#write`), and one failing call does
- * not undo the others sharing its commit. A commit that fails (disk full, I/O error) rejects
- * the promises of all its writes with a `StoreError` (STORE_WRITE), and none of them is
- * applied; nothing is thrown out of band.
+ * Durability and group commit. Each call is appended, synchronously and in call order, to an
+ * in-memory batch (batch.ts), where it may be coalesced with earlier calls of the batch (an
+ * enqueue and the removal of that delivery cancel out; see there). A batch is written as ONE
+ * LMDB write transaction (writer.ts), committed with fdatasync: LMDB's default, synchronous
+ * durability (`overlappingSync` and `noSync` are off). One batch is written at a time: a batch
+ * is handed to LMDB as soon as there is something to write and no commit is under way, else
+ * when the commit under way has finished, and it takes every call made until LMDB starts its
+ * transaction. A write's promise resolves after the commit of its batch returned (the commits
+ * of all earlier calls returned before), so what the broker acknowledged is on disk and
+ * survives `kill -9` and power loss. Each call applies entirely or not at all (its reads come
+ * before its writes), and one failing call (a stored value that does not decode: STORE_CORRUPT)
+ * does not undo the others of its batch. A commit that fails (disk full, I/O error) rejects
+ * the promises of all the calls of its batch with a `StoreError` (STORE_WRITE), and none of
+ * them is applied; nothing is thrown out of band.
  *
  * Layout (see codec.ts). Message bodies are stored once, keyed by message id, with a
  * reference count of the deliveries and retained entries that point at them; the body is
  * deleted with its last reference. A session's deliveries are keyed by (session number, seq),
  * so they read back in seq order and `deleteSession` deletes one key range. Wills live inside
- * their session record.
+ * their session record. Client id → session number is kept in memory after open.
  *
  * Opening. The directory's format version (meta `format`) must be 1: a newer or unknown
  * format, or anything that is not a Cicada store, fails with STORE_FORMAT; a damaged file or
  * a value that does not decode fails with STORE_CORRUPT; either way nothing is changed. Then
  * the same expiry rules as MemoryStore apply (see `open`), and reference counts are checked
- * against the references actually held (a leaked or stale count is fixed; a reference to a
- * missing message is STORE_CORRUPT).
+ * against the references actually held (a leaked, stale or undecodable count is fixed; a
+ * reference to a missing message is STORE_CORRUPT). See load.ts and integrity.ts.
  *
  * Semantics otherwise as MemoryStore: writes for an unknown client id or seq are ignored;
  * writes before `open()` or after `close()` reject; `close()` is idempotent and waits for
@@ -136,6 +93,23 @@ export class DurableStore implements Store {
   #tables: Tables | undefined;
   #operations = 0;
   #commits = 0;
+  /** Client id → session number, as committed. */
+  #sids = new Map<string, number>();
+  /** The next session number to allocate, as committed. */
+  #nextSid = 1;
+  /**
+   * Client id → an upper bound of the seqs enqueued for it so far (absent: none): a seq above
+   * it is fresh, no row with it can be on disk. Raised when a batch is handed to LMDB, lowered
+   * when a committed deleteSession emptied the session.
+   */
+  #maxSeq = new Map<string, number>();
+  /** The batch collecting calls, if any. */
+  #batch: Batch | undefined;
+  /** A batch is with LMDB (its transaction queued, running or committing). */
+  #writing = false;
+  /** Waiting for every batch to be written (close). */
+  #idle: (() => void)[] = [];
+  readonly #knownMax = (clientId: string): number => this.#maxSeq.get(clientId) ?? Number.NEGATIVE_INFINITY;
 
   constructor(options: DurableStoreOptions) {
     this.directory = options.directory;
@@ -173,16 +147,17 @@ export class DurableStore implements Store {
     this.#state = 'opening';
     let tables: Tables | undefined;
     try {
-      tables = await this.#openTables(now);
-      const state = this.#guard(() => this.#load(tables!, now));
+      tables = await this.#openTables();
+      const t = tables;
+      const loaded = this.#guard(() => loadState(t, now, this.directory, this.#commitExpirySweep));
       this.#tables = tables;
+      this.#sids = loaded.sids;
+      this.#maxSeq = loaded.maxSeq;
+      this.#nextSid = loaded.nextSid;
       this.#commits = 0;
       this.#operations = 0;
-      tables.root.on('aftercommit', () => {
-        this.#commits++;
-      });
       this.#state = 'open';
-      return state;
+      return loaded.state;
     } catch (error) {
       this.#state = previous;
       if (tables) await tables.root.close().catch(() => undefined);
@@ -194,8 +169,13 @@ export class DurableStore implements Store {
   async close(): Promise<void> {
     if (this.#state !== 'open') return;
     this.#state = 'closed';
+    if (this.#writing || this.#batch !== undefined) {
+      await new Promise<void>((done) => this.#idle.push(done));
+    }
     const tables = this.#tables!;
     this.#tables = undefined;
+    this.#sids = new Map();
+    this.#maxSeq = new Map();
     try {
       await tables.root.close();
     } finally {
@@ -204,184 +184,169 @@ export class DurableStore implements Store {
   }
 
   setRetained(message: Message): Promise<void> {
-    const key = nameKey(message.topic);
-    const entry = [message.topic, message.id];
-    return this.#write('setRetained', (t, w) => {
-      const old = t.retained.get(key);
-      const oldId = old === undefined ? undefined : decodeRetained(old)[1];
-      if (oldId === message.id) return;
-      w.acquire(message);
-      if (oldId !== undefined) w.release(oldId);
-      w.put(t.retained, key, entry);
-    });
+    const batch = this.#append();
+    if (batch === undefined) return this.#rejectNotOpen('setRetained');
+    return batch.setRetained(message.topic, nameKey(message.topic), message);
   }
 
   deleteRetained(topic: string): Promise<void> {
-    const key = nameKey(topic);
-    return this.#write('deleteRetained', (t, w) => {
-      const old = t.retained.get(key);
-      if (old === undefined) return;
-      w.release(decodeRetained(old)[1]);
-      w.remove(t.retained, key);
-    });
+    const batch = this.#append();
+    if (batch === undefined) return this.#rejectNotOpen('deleteRetained');
+    return batch.deleteRetained(topic, nameKey(topic));
   }
 
   saveSession(record: SessionRecord): Promise<void> {
-    const key = nameKey(record.clientId);
-    const value = encodeRecord(record);
-    return this.#write('saveSession', (t, w) => {
-      let sid = sidOf(t, key);
-      if (sid === undefined) {
-        const next = t.meta.get('nextSid');
-        sid = next === undefined ? 1 : decodeCount(next, 'next session number');
-        if (sid > MAX_SID) throw new CorruptValue('session numbers exhausted');
-        w.putMeta('nextSid', sid + 1);
-        w.put(t.sessions, key, sid);
-      }
-      w.put(t.records, sidKey(sid), value);
-    });
+    const batch = this.#append();
+    if (batch === undefined) return this.#rejectNotOpen('saveSession');
+    return batch.saveSession(record.clientId, nameKey(record.clientId), encodeRecord(record));
   }
 
   deleteSession(clientId: string): Promise<void> {
-    const key = nameKey(clientId);
-    return this.#write('deleteSession', (t, w) => {
-      const sid = sidOf(t, key);
-      if (sid === undefined) return;
-      const range = { start: sidKey(sid), end: sidKey(sid + 1) };
-      for (const entry of t.deliveries.getRange(range)) {
-        w.release(decodeDelivery(entry.value).messageId);
-        w.remove(t.deliveries, Buffer.from(entry.key));
-      }
-      for (const k of t.inbound.getKeys(range)) w.remove(t.inbound, Buffer.from(k));
-      w.remove(t.records, sidKey(sid));
-      w.remove(t.sessions, key);
-    });
+    const batch = this.#append();
+    if (batch === undefined) return this.#rejectNotOpen('deleteSession');
+    return batch.deleteSession(clientId, nameKey(clientId));
   }
 
   enqueue(clientId: string, deliveries: readonly StoredDelivery[]): Promise<void> {
-    if (deliveries.length === 0) return this.#checkOpen('enqueue');
-    const key = nameKey(clientId);
-    const rows = deliveries.map((d): [number, DeliveryRow, Message] => [d.seq, deliveryRow(d), d.message]);
-    return this.#write('enqueue', (t, w) => {
-      const sid = sidOf(t, key);
-      if (sid === undefined) return;
-      /** Seqs written by this call, for a seq given twice (the first is replaced). */
-      const planned = new Map<number, string>();
-      for (const [seq, row, message] of rows) {
-        const k = deliveryKey(sid, seq);
-        const replaced = planned.get(seq) ?? optionalId(t.deliveries.get(k));
-        if (replaced !== undefined) w.release(replaced);
-        w.acquire(message);
-        w.put(t.deliveries, k, encodeDelivery(row));
-        planned.set(seq, message.id);
-      }
-    });
+    if (deliveries.length === 0) {
+      return this.#state === 'open' ? Promise.resolve() : this.#rejectNotOpen('enqueue');
+    }
+    const batch = this.#append();
+    if (batch === undefined) return this.#rejectNotOpen('enqueue');
+    return batch.enqueue(clientId, deliveries);
   }
 
   markSent(clientId: string, seq: number, packetId: number): Promise<void> {
     if (!isPacketId(packetId)) return Promise.reject(new RangeError(`invalid packet identifier ${packetId}`));
-    return this.#updateDelivery('markSent', clientId, seq, (row) => {
-      row.packetId = packetId;
-    });
+    const batch = this.#append();
+    if (batch === undefined) return this.#rejectNotOpen('markSent');
+    return batch.update('markSent', clientId, seq, packetId, false);
   }
 
   markReleased(clientId: string, seq: number): Promise<void> {
-    return this.#updateDelivery('markReleased', clientId, seq, (row) => {
-      row.released = true;
-    });
+    const batch = this.#append();
+    if (batch === undefined) return this.#rejectNotOpen('markReleased');
+    return batch.update('markReleased', clientId, seq, undefined, true);
   }
 
   removeDelivery(clientId: string, seq: number): Promise<void> {
-    const key = nameKey(clientId);
-    return this.#write('removeDelivery', (t, w) => {
-      const sid = sidOf(t, key);
-      if (sid === undefined) return;
-      const k = deliveryKey(sid, seq);
-      const value = t.deliveries.get(k);
-      if (value === undefined) return;
-      w.release(decodeDelivery(value).messageId);
-      w.remove(t.deliveries, k);
-    });
+    const batch = this.#append();
+    if (batch === undefined) return this.#rejectNotOpen('removeDelivery');
+    return batch.removeDelivery(clientId, seq);
   }
 
   addInboundQoS2(clientId: string, packetId: number): Promise<void> {
     if (!isPacketId(packetId)) return Promise.reject(new RangeError(`invalid packet identifier ${packetId}`));
-    const key = nameKey(clientId);
-    return this.#write('addInboundQoS2', (t, w) => {
-      const sid = sidOf(t, key);
-      if (sid !== undefined) w.put(t.inbound, inboundKey(sid, packetId), true);
-    });
+    const batch = this.#append();
+    if (batch === undefined) return this.#rejectNotOpen('addInboundQoS2');
+    return batch.inbound(clientId, packetId, true);
   }
 
   removeInboundQoS2(clientId: string, packetId: number): Promise<void> {
-    if (!isPacketId(packetId)) return this.#checkOpen('removeInboundQoS2');
-    const key = nameKey(clientId);
-    return this.#write('removeInboundQoS2', (t, w) => {
-      const sid = sidOf(t, key);
-      if (sid !== undefined) w.remove(t.inbound, inboundKey(sid, packetId));
-    });
+    if (!isPacketId(packetId)) {
+      return this.#state === 'open' ? Promise.resolve() : this.#rejectNotOpen('removeInboundQoS2');
+    }
+    const batch = this.#append();
+    if (batch === undefined) return this.#rejectNotOpen('removeInboundQoS2');
+    return batch.inbound(clientId, packetId, false);
   }
 
   // -------------------------------------------------------------------------------------------
   // Writing
 
-  #updateDelivery(
-    op: string,
-    clientId: string,
-    seq: number,
-    change: (row: DeliveryRow) => void,
-  ): Promise<void> {
-    const key = nameKey(clientId);
-    return this.#write(op, (t, w) => {
-      const sid = sidOf(t, key);
-      if (sid === undefined) return;
-      const k = deliveryKey(sid, seq);
-      const value = t.deliveries.get(k);
-      if (value === undefined) return;
-      const row = decodeDelivery(value);
-      change(row);
-      w.put(t.deliveries, k, encodeDelivery(row));
-    });
+  /** The batch to append a call to (starting a commit if none is under way); undefined if not open. */
+  #append(): Batch | undefined {
+    if (this.#state !== 'open') return undefined;
+    this.#operations++;
+    let batch = this.#batch;
+    if (batch === undefined) {
+      batch = new Batch(this.#knownMax);
+      this.#batch = batch;
+      if (!this.#writing) this.#write();
+    }
+    return batch;
   }
 
-  #notOpen(op: string): Error {
+  #rejectNotOpen(op: string): Promise<void> {
     const why = this.#state === 'closed' ? 'closed' : 'not open';
-    return new Error(`DurableStore.${op}: the store ${this.directory} is ${why}`);
-  }
-
-  #checkOpen(op: string): Promise<void> {
-    return this.#state === 'open' ? Promise.resolve() : Promise.reject(this.#notOpen(op));
+    return Promise.reject(new Error(`DurableStore.${op}: the store ${this.directory} is ${why}`));
   }
 
   /**
-   * Queues one store operation into the next commit; resolves once that commit is on disk.
-   * `plan` runs later, on this thread, inside lmdb's write transaction: it reads what it
-   * needs and records its writes in `w`, which are applied only once it returned. An
-   * operation that throws while planning (a value that does not decode) has written nothing,
-   * so each operation applies whole or not at all, without the cost of a nested transaction;
-   * the others sharing the commit are not affected. `plan` must be synchronous and take the
-   * caller's objects from values captured at call time.
+   * Hands the current batch to LMDB: a transaction whose callback takes the batch as it is
+   * when LMDB runs it (calls made until then are in it) and applies it. The callback runs in
+   * a child transaction, so that anything unexpected thrown while applying undoes the whole
+   * batch instead of committing part of it.
    */
-  #write(op: string, plan: (t: Tables, w: WriteSet) => void): Promise<void> {
-    const tables = this.#tables;
-    if (this.#state !== 'open' || tables === undefined) return Promise.reject(this.#notOpen(op));
-    this.#operations++;
+  #write(): void {
+    const tables = this.#tables!;
+    this.#writing = true;
+    let batch: Batch | undefined;
+    let writer: BatchWriter | undefined;
     let committed: Promise<unknown>;
     try {
-      committed = tables.root.transaction(() => {
-        const w = new WriteSet(tables);
-        plan(tables, w);
-        w.apply();
+      committed = tables.root.childTransaction(() => {
+        batch = this.#batch;
+        this.#batch = undefined;
+        if (batch === undefined) return;
+        this.#raiseMaxSeq(batch);
+        writer = new BatchWriter(tables, this.#sids, this.#nextSid);
+        for (const op of batch.ops) if (op.replacedBy === undefined) writer.apply(op);
+        writer.finish();
+        batch.applied();
       });
     } catch (error) {
-      return Promise.reject(this.#writeError(op, error));
+      committed = Promise.reject(error);
     }
-    return committed.then(
-      () => undefined,
-      async (error: unknown) => {
-        throw this.#writeError(op, await commitFailure(error));
-      },
+    committed.then(
+      () => this.#written(batch, writer, undefined),
+      async (error: unknown) => this.#written(batch, writer, await commitFailure(error)),
     );
+  }
+
+  /** A batch's transaction settled: update what is known, settle its promises, go on. */
+  #written(batch: Batch | undefined, writer: BatchWriter | undefined, failure: unknown): void {
+    if (failure !== undefined && batch === undefined) {
+      // LMDB failed before taking the batch: fail what is waiting, rather than retry forever.
+      batch = this.#batch;
+      this.#batch = undefined;
+    }
+    if (batch !== undefined) {
+      if (failure === undefined && writer !== undefined) {
+        for (const [clientId, sid] of writer.overlay) {
+          if (sid === undefined) this.#sids.delete(clientId);
+          else this.#sids.set(clientId, sid);
+        }
+        this.#nextSid = writer.nextSid;
+        this.#lowerMaxSeq(batch);
+        if (writer.writes > 0) this.#commits++;
+      }
+      const commitError = failure === undefined ? undefined : this.#writeError('a batch of writes', failure);
+      batch.settle(commitError, writer?.failed ?? [], (op) => this.#writeError(op.name, op.error));
+    }
+    this.#writing = false;
+    if (this.#batch !== undefined && this.#tables !== undefined) this.#write();
+    else if (this.#batch === undefined) {
+      const idle = this.#idle;
+      this.#idle = [];
+      for (const done of idle) done();
+    }
+  }
+
+  /** A batch goes to LMDB: the seqs it enqueues are no longer fresh. */
+  #raiseMaxSeq(batch: Batch): void {
+    for (const [clientId, state] of batch.clients) {
+      if (state.maxSeq > this.#knownMax(clientId)) this.#maxSeq.set(clientId, state.maxSeq);
+    }
+  }
+
+  /** A committed deleteSession left only the seqs enqueued after it. */
+  #lowerMaxSeq(batch: Batch): void {
+    for (const [clientId, state] of batch.clients) {
+      if (state.deleted === undefined || state.deleted.error !== undefined) continue;
+      if (state.maxSeqSinceDelete === Number.NEGATIVE_INFINITY) this.#maxSeq.delete(clientId);
+      else this.#maxSeq.set(clientId, state.maxSeqSinceDelete);
+    }
   }
 
   #writeError(op: string, error: unknown): Error {
@@ -398,7 +363,7 @@ export class DurableStore implements Store {
   // -------------------------------------------------------------------------------------------
   // Opening
 
-  async #openTables(now: number): Promise<Tables> {
+  async #openTables(): Promise<Tables> {
     const dir = this.directory;
     try {
       mkdirSync(dir, { recursive: true });
@@ -419,7 +384,7 @@ export class DurableStore implements Store {
     };
     let info = header();
     if (this.#verifyOnOpen && info !== undefined) {
-      await verifyInChildProcess(dir, now);
+      await verifyInChildProcess(dir);
       info = header(); // re-read: the child opened the file too
     }
 
@@ -473,9 +438,7 @@ export class DurableStore implements Store {
   /** Checks (or, in a new directory, writes) the format marker and opens the tables. */
   #checkFormat(root: RootDatabase<unknown, Buffer>, mainEntries: number): Tables {
     const dir = this.directory;
-    const names: string[] = [];
-    // Table names are kept NUL-terminated in the root table.
-    for (const key of root.getKeys()) names.push(Buffer.from(key).toString('utf8').replace(/\0$/, ''));
+    const names = tableNames(root);
     if (names.length !== mainEntries) {
       // Above all, never take a damaged store for a new, empty one.
       throw new StoreError(
@@ -534,221 +497,6 @@ export class DurableStore implements Store {
       `has an unknown store format ${JSON.stringify(format)}; this version reads format ${FORMAT_VERSION}`,
     );
   }
-
-  /** Reads everything, drops what expired, fixes reference counts, and commits that. */
-  #load(t: Tables, now: number): StoredState {
-    const dir = this.directory;
-    const where: { table: string; key: Buffer } = { table: '', key: Buffer.alloc(0) };
-    const corrupt = (detail: string, cause?: unknown): StoreError =>
-      new StoreError(
-        'STORE_CORRUPT',
-        dir,
-        `${detail} (table ${where.table}, key ${where.key.toString('hex') || '-'})`,
-        cause === undefined ? undefined : { cause },
-      );
-    const decode = <T>(decoder: () => T): T => {
-      try {
-        return decoder();
-      } catch (error) {
-        if (error instanceof CorruptValue) throw corrupt(error.message, error);
-        throw error;
-      }
-    };
-
-    // Sessions: the client id index and the records must match one to one.
-    where.table = 'sessions';
-    const index = new Map<string, number>();
-    for (const { key, value } of t.sessions.getRange()) {
-      where.key = Buffer.from(key);
-      index.set(
-        where.key.toString('hex'),
-        decode(() => decodeCount(value, 'session number')),
-      );
-    }
-    where.table = 'records';
-    interface Loaded extends StoredSession {
-      sid: number;
-      clientKey: Buffer;
-    }
-    const sessions = new Map<number, Loaded>();
-    let maxSid = 0;
-    for (const { key, value } of t.records.getRange()) {
-      where.key = Buffer.from(key);
-      const sid = decode(() => parseSidKey(key));
-      const record = decode(() => decodeRecord(value));
-      const clientKey = nameKey(record.clientId);
-      const hex = clientKey.toString('hex');
-      if (index.get(hex) !== sid)
-        throw corrupt(`session '${record.clientId}' is not indexed under its number`);
-      index.delete(hex);
-      sessions.set(sid, { sid, clientKey, record, deliveries: [], inboundQoS2: [] });
-      if (sid > maxSid) maxSid = sid;
-    }
-    if (index.size > 0) {
-      where.table = 'sessions';
-      where.key = Buffer.from([...index.keys()][0]!, 'hex');
-      throw corrupt('a client id points at a session record that does not exist');
-    }
-
-    // Message bodies, decoded once each, on first reference.
-    const messages = new Map<string, Message>();
-    const messageOf = (id: string): Message => {
-      let message = messages.get(id);
-      if (message === undefined) {
-        const saved = { ...where };
-        where.table = 'messages';
-        where.key = nameKey(id);
-        const value = t.messages.get(where.key);
-        if (value === undefined) throw corrupt(`message '${id}' is referenced but missing`);
-        message = decode(() => decodeMessage(value));
-        if (message.id !== id) throw corrupt(`message '${id}' is stored as '${message.id}'`);
-        messages.set(id, message);
-        Object.assign(where, saved);
-      }
-      return message;
-    };
-
-    where.table = 'deliveries';
-    for (const { key, value } of t.deliveries.getRange()) {
-      where.key = Buffer.from(key);
-      const [sid, seq] = decode(() => parseSessionKey(key, 'delivery'));
-      const session = sessions.get(sid);
-      if (session === undefined)
-        throw corrupt(`a delivery belongs to session number ${sid}, which does not exist`);
-      const row = decode(() => decodeDelivery(value));
-      session.deliveries.push(toStoredDelivery(seq, row, messageOf(row.messageId)));
-    }
-    where.table = 'inbound';
-    for (const key of t.inbound.getKeys()) {
-      where.key = Buffer.from(key);
-      const [sid, packetId] = decode(() => parseSessionKey(key, 'inbound'));
-      const session = sessions.get(sid);
-      if (session === undefined)
-        throw corrupt(`an inbound QoS 2 id belongs to session number ${sid}, which does not exist`);
-      session.inboundQoS2.push(packetId);
-    }
-    where.table = 'retained';
-    const retained: { key: Buffer; message: Message }[] = [];
-    for (const { key, value } of t.retained.getRange()) {
-      where.key = Buffer.from(key);
-      const [topic, id] = decode(() => decodeRetained(value));
-      if (!nameKey(topic).equals(where.key))
-        throw corrupt(`retained topic '${topic}' is stored under another key`);
-      const message = messageOf(id);
-      if (message.topic !== topic)
-        throw corrupt(`retained message '${id}' has topic '${message.topic}', not '${topic}'`);
-      retained.push({ key: where.key, message });
-    }
-
-    // What expired while the broker was down, and what survives.
-    const drop: { table: Table; key: Buffer }[] = [];
-    const references = new Map<string, { id: string; count: number }>();
-    const reference = (id: string): void => {
-      const hex = nameKey(id).toString('hex');
-      const entry = references.get(hex);
-      if (entry) entry.count++;
-      else references.set(hex, { id, count: 1 });
-    };
-    const state: StoredState = { sessions: [], retained: [], expiredWills: [] };
-    for (const session of sessions.values()) {
-      const { record, sid } = session;
-      const { expiryInterval, disconnectedAt } = record;
-      if (
-        disconnectedAt !== undefined &&
-        expiryInterval !== NEVER_EXPIRES &&
-        disconnectedAt + expiryInterval * 1000 <= now
-      ) {
-        if (record.will !== undefined) state.expiredWills.push(record.will.message);
-        drop.push({ table: t.sessions, key: session.clientKey }, { table: t.records, key: sidKey(sid) });
-        for (const d of session.deliveries) drop.push({ table: t.deliveries, key: deliveryKey(sid, d.seq) });
-        for (const p of session.inboundQoS2) drop.push({ table: t.inbound, key: inboundKey(sid, p) });
-        continue;
-      }
-      const kept: StoredDelivery[] = [];
-      for (const d of session.deliveries) {
-        if (d.packetId === undefined && isExpiredAt(d.message, now)) {
-          drop.push({ table: t.deliveries, key: deliveryKey(sid, d.seq) });
-        } else {
-          kept.push(d);
-          reference(d.message.id);
-        }
-      }
-      state.sessions.push({ record, deliveries: kept, inboundQoS2: session.inboundQoS2 });
-    }
-    for (const { key, message } of retained) {
-      if (isExpiredAt(message, now)) {
-        drop.push({ table: t.retained, key });
-      } else {
-        state.retained.push(message);
-        reference(message.id);
-      }
-    }
-
-    // Reference counts: rewrite those that differ, delete bodies nothing references.
-    const put: { table: Table | Database<unknown, string>; key: Buffer | string; value: unknown }[] = [];
-    where.table = 'refs';
-    for (const { key, value } of t.refs.getRange()) {
-      where.key = Buffer.from(key);
-      const count = decode(() => decodeCount(value, 'reference count'));
-      const hex = where.key.toString('hex');
-      const wanted = references.get(hex);
-      if (wanted === undefined) drop.push({ table: t.refs, key: where.key });
-      else if (wanted.count !== count) put.push({ table: t.refs, key: where.key, value: wanted.count });
-    }
-    for (const [hex, { count }] of references) {
-      if (t.refs.get(Buffer.from(hex, 'hex')) === undefined) {
-        put.push({ table: t.refs, key: Buffer.from(hex, 'hex'), value: count });
-      }
-    }
-    for (const key of t.messages.getKeys()) {
-      const k = Buffer.from(key);
-      if (!references.has(k.toString('hex'))) drop.push({ table: t.messages, key: k });
-    }
-    if (maxSid > 0) {
-      const next = t.meta.get('nextSid');
-      if (next === undefined || typeof next !== 'number' || next <= maxSid) {
-        put.push({ table: t.meta, key: 'nextSid', value: maxSid + 1 });
-      }
-    }
-
-    if (this.#commitExpirySweep && (drop.length > 0 || put.length > 0)) {
-      try {
-        t.root.transactionSync(() => {
-          for (const { table, key } of drop) table.remove(key);
-          for (const { table, key, value } of put) (table as Table).put(key as Buffer, value);
-        });
-      } catch (error) {
-        throw new StoreError(
-          'STORE_WRITE',
-          dir,
-          `cannot commit the expiry sweep: ${(error as Error).message}`,
-          {
-            cause: error,
-          },
-        );
-      }
-    }
-    return state;
-  }
-}
-
-function openTables(root: RootDatabase<unknown, Buffer>): Tables {
-  // Plain MessagePack values: msgpackr's record extension off, embedded buffers copied out of
-  // LMDB's memory on read.
-  const valueOptions = { encoding: 'msgpack', useRecords: false } as const;
-  const table = (name: string): Table =>
-    root.openDB<unknown, Buffer>({ name, keyEncoding: 'binary', ...valueOptions });
-  return {
-    root,
-    meta: root.openDB<unknown, string>({ name: 'meta', keyEncoding: 'ordered-binary', ...valueOptions }),
-    sessions: table('sessions'),
-    records: table('records'),
-    deliveries: table('deliveries'),
-    inbound: table('inbound'),
-    retained: table('retained'),
-    messages: table('messages'),
-    refs: table('refs'),
-  };
 }
 
 /**
@@ -773,94 +521,6 @@ async function commitFailure(error: unknown): Promise<unknown> {
   return cause instanceof Error ? new Error(`commit failed: ${cause.message}`, { cause }) : error;
 }
 
-function sidOf(t: Tables, clientKey: Buffer): number | undefined {
-  const value = t.sessions.get(clientKey);
-  return value === undefined ? undefined : decodeCount(value, 'session number');
-}
-
-type Write = [table: Table, key: Buffer, value: unknown] | [table: Table, key: Buffer];
-
-/**
- * The writes of one operation, collected while it plans and applied together at the end.
- * Message references are counted as a net change per message id, so that an operation that
- * both adds and drops references to one message reads and writes its count once.
- */
-class WriteSet {
-  readonly #t: Tables;
-  readonly #writes: Write[] = [];
-  #meta: [key: string, value: unknown][] = [];
-  readonly #references = new Map<string, { delta: number; message?: Message }>();
-
-  constructor(tables: Tables) {
-    this.#t = tables;
-  }
-
-  put(table: Table, key: Buffer, value: unknown): void {
-    this.#writes.push([table, key, value]);
-  }
-
-  remove(table: Table, key: Buffer): void {
-    this.#writes.push([table, key]);
-  }
-
-  putMeta(key: string, value: unknown): void {
-    this.#meta.push([key, value]);
-  }
-
-  /** One more reference to `message`: its body is stored with the first. */
-  acquire(message: Message): void {
-    const entry = this.#references.get(message.id);
-    if (entry) {
-      entry.delta++;
-      entry.message = message;
-    } else {
-      this.#references.set(message.id, { delta: 1, message });
-    }
-  }
-
-  /** One reference less to message `id`: its body is deleted with the last. */
-  release(id: string): void {
-    const entry = this.#references.get(id);
-    if (entry) entry.delta--;
-    else this.#references.set(id, { delta: -1 });
-  }
-
-  /** Reads the reference counts it changes (which may throw), then writes everything. */
-  apply(): void {
-    const t = this.#t;
-    for (const [id, { delta, message }] of this.#references) {
-      if (delta === 0) continue;
-      const key = nameKey(id);
-      const stored = t.refs.get(key);
-      const count = stored === undefined ? 0 : decodeCount(stored, 'reference count');
-      const next = count + delta;
-      if (next <= 0) {
-        // A count missing or too low is fixed at the next open; never go below zero.
-        if (stored !== undefined) this.#writes.push([t.refs, key], [t.messages, key]);
-      } else {
-        if (stored === undefined && message !== undefined) {
-          this.#writes.push([t.messages, key, encodeMessage(message)]);
-        }
-        this.#writes.push([t.refs, key, next]);
-      }
-    }
-    for (const [key, value] of this.#meta) t.meta.put(key, value);
-    for (const write of this.#writes) {
-      if (write.length === 3) write[0].put(write[1], write[2]);
-      else write[0].remove(write[1]);
-    }
-  }
-}
-
-/** The message id of a stored delivery row, if there is one. */
-function optionalId(value: unknown): string | undefined {
-  return value === undefined ? undefined : decodeDelivery(value).messageId;
-}
-
 function isPacketId(n: number): boolean {
   return Number.isInteger(n) && n >= 0 && n <= 65535;
-}
-
-function isExpiredAt(message: Message, now: number): boolean {
-  return message.expiresAt !== undefined && message.expiresAt <= now;
 }
