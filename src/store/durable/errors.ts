@@ -20,3 +20,10 @@ export class StoreError extends Error {
     this.directory = directory;
   }
 }
+
+/** How a failure of LMDB's open() is reported: damage it detected, or any other reason. */
+export function openFailureCode(message: string): 'STORE_CORRUPT' | 'STORE_OPEN' {
+  return /MDB_(INVALID|CORRUPTED|VERSION_MISMATCH|PAGE_NOTFOUND)/.test(message)
+    ? 'STORE_CORRUPT'
+    : 'STORE_OPEN';
+}

@@ -5,7 +5,7 @@ import type { Message } from '../../broker/message.js';
 import type { SessionRecord, Store, StoredDelivery, StoredState } from '../store.js';
 import { Batch } from './batch.js';
 import { CorruptValue, encodeRecord, FORMAT_VERSION, nameKey } from './codec.js';
-import { StoreError } from './errors.js';
+import { openFailureCode, StoreError } from './errors.js';
 import { checkHeader, type HeaderInfo, verifyInChildProcess } from './integrity.js';
 import { loadState } from './load.js';
 import { openTables, TABLE_NAMES, type Tables, tableNames } from './tables.js';
@@ -409,10 +409,9 @@ export class DurableStore implements Store {
       });
     } catch (error) {
       const message = (error as Error).message;
-      const code = /MDB_(INVALID|CORRUPTED|VERSION_MISMATCH|PAGE_NOTFOUND)/.test(message)
-        ? 'STORE_CORRUPT'
-        : 'STORE_OPEN';
-      throw new StoreError(code, dir, `LMDB cannot open it: ${message}`, { cause: error });
+      throw new StoreError(openFailureCode(message), dir, `LMDB cannot open it: ${message}`, {
+        cause: error,
+      });
     }
     try {
       return this.#guard(() => this.#checkFormat(root, info?.mainEntries ?? 0));

@@ -12,6 +12,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { type DatabaseOptions, open, type RootDatabase } from 'lmdb';
+import { openFailureCode } from './errors.js';
 import { TABLE_NAMES, tableNames } from './tables.js';
 
 /** Report: what the parent turns into a StoreError. */
@@ -33,10 +34,7 @@ async function verify(directory: string): Promise<void> {
     });
   } catch (error) {
     const message = (error as Error).message;
-    const code = /MDB_(INVALID|CORRUPTED|VERSION_MISMATCH|PAGE_NOTFOUND)/.test(message)
-      ? 'STORE_CORRUPT'
-      : 'STORE_OPEN';
-    report(code, `LMDB cannot open it: ${message}`);
+    report(openFailureCode(message), `LMDB cannot open it: ${message}`);
     return;
   }
   let touched = 0;
