@@ -1,5 +1,23 @@
 import type { Message, SubscriptionOptions } from './message.js';
 
+/** A client certificate presented on a TLS listener, as the transport read it. */
+export interface CertificateInfo {
+  /** The subject, e.g. `CN=device-1,O=Acme`. */
+  readonly subject: string;
+  readonly commonName?: string;
+  /** Subject alternative names as `DNS:host`, `email:a@b`, `URI:...`, `IP Address:...`. */
+  readonly subjectAltNames: readonly string[];
+  readonly issuer: string;
+  /** SHA-256 fingerprint, colon-separated hex. */
+  readonly fingerprint256: string;
+  /** Expiry date as the certificate states it. */
+  readonly validTo: string;
+  /** Whether it chains to a trusted CA (listeners that require certificates only admit such). */
+  readonly authorized: boolean;
+  /** The name the listener takes as the username (the CN or a SAN, as configured), if any. */
+  readonly username?: string;
+}
+
 /** Who a connected client is, as hooks and events see it. */
 export interface ClientInfo {
   readonly clientId: string;
@@ -14,6 +32,10 @@ export interface ClientInfo {
   readonly listener?: string;
   readonly keepAlive: number;
   readonly connectedAt: number;
+  /** Whether the connection is encrypted (TLS or secure WebSocket). */
+  readonly secure?: boolean;
+  /** The client certificate, on TLS listeners that ask for one and got one. */
+  readonly certificate?: CertificateInfo;
 }
 
 /** Why the broker closes a connection on its own initiative. */

@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import type { CertificateInfo } from '../broker/hooks.js';
 
 /** What a transport knows about a connection it hands to a protocol. */
 export interface ConnectionInfo {
@@ -7,10 +8,34 @@ export interface ConnectionInfo {
   /** The listener URL, e.g. `mqtt://0.0.0.0:1883`. */
   readonly listener: string;
   readonly secure: boolean;
+  /** The client certificate, on TLS listeners that ask for one and got one. */
+  readonly certificate?: CertificateInfo;
 }
 
 /** A protocol's entry point: take over a connected byte stream. */
 export type ConnectionHandler = (stream: Duplex, info: ConnectionInfo) => void;
+
+/** TLS settings of an `mqtts:`/`wss:` listener: PEM files, read at listen and on `reload`. */
+export interface TlsListenOptions {
+  readonly cert: string;
+  readonly key: string;
+  /** CA bundle that client certificates must chain to (mutual TLS). */
+  readonly ca?: string;
+  readonly passphrase?: string;
+  /** Ask clients for a certificate. */
+  readonly requestCert?: boolean;
+  /** Refuse clients without a valid certificate (only with `requestCert`). Default true. */
+  readonly requireCert?: boolean;
+  /** Take the username from the client certificate: its subject CN or a SAN. */
+  readonly usernameFrom?: 'cn' | 'san-dns' | 'san-email' | 'san-uri';
+}
+
+/** Per-listener transport settings. */
+export interface ListenOptions {
+  readonly tls?: TlsListenOptions;
+  /** Expect a PROXY protocol v1/v2 header first (a load balancer in front keeps the client's address). */
+  readonly proxyProtocol?: boolean;
+}
 
 /** A bound listener. */
 export interface Listener {
@@ -21,6 +46,8 @@ export interface Listener {
   readonly port: number;
   /** Stops accepting; open connections are left to their protocol to close. */
   close(): Promise<void>;
+  /** Re-reads what the listener loaded from files (TLS certificates); new connections use it. */
+  reload?(): Promise<void>;
 }
 
 /**
@@ -30,5 +57,5 @@ export interface Listener {
 export interface Transport {
   /** URL schemes this transport serves, e.g. `['mqtt:', 'tcp:']`. */
   readonly schemes: readonly string[];
-  listen(url: URL, handler: ConnectionHandler): Promise<Listener>;
+  listen(url: URL, handler: ConnectionHandler, options?: ListenOptions): Promise<Listener>;
 }
