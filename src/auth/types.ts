@@ -46,3 +46,26 @@ export interface AuthProvider {
   /** Releases file watchers and timers. */
   close?(): void;
 }
+
+/** Whom an authorization decision is about. */
+export interface AclSubject {
+  readonly clientId: string;
+  readonly username?: string;
+  /** What authentication said about the client (absent for anonymous clients). */
+  readonly identity?: Identity;
+}
+
+/**
+ * A subscribe decision: refuse, allow everything the filter matches, or allow it with a
+ * per-message check for filters that only partly lie within what the client may read.
+ */
+export type SubscribeDecision = boolean | ((topic: string) => boolean);
+
+/** Topic-level permissions (the ACL file, or a credential's own grant). */
+export interface Authorizer {
+  canPublish(subject: AclSubject, topic: string): boolean;
+  canSubscribe(subject: AclSubject, filter: string): SubscribeDecision;
+  /** Re-reads the files it loaded. */
+  reload?(): Promise<void>;
+  close?(): void;
+}
