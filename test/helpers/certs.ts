@@ -174,7 +174,6 @@ async function makeExpired(dir: string, ca: string, name: string, subject: strin
       'default_md = sha256',
       'policy = anything',
       'unique_subject = no',
-      'preserve = yes',
       '[anything]',
       'commonName = supplied',
       'organizationName = optional',
@@ -184,6 +183,7 @@ async function makeExpired(dir: string, ca: string, name: string, subject: strin
   await openssl(dir, [
     'ca',
     '-batch',
+    '-preserveDN',
     '-config',
     'ca.cnf',
     '-notext',
