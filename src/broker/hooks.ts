@@ -71,6 +71,37 @@ export interface AuthenticationRequest {
   readonly username?: string;
   readonly password?: Buffer;
   readonly client: ClientInfo;
+  /**
+   * Present when the client already passed an enhanced authentication exchange (MQTT 5 AUTH):
+   * the hook then typically checks only what the method did not (bans, quotas).
+   */
+  readonly enhancedAuthentication?: EnhancedAuthentication;
+}
+
+/** The outcome of a successful enhanced authentication exchange. */
+export interface EnhancedAuthentication {
+  /** The method the client authenticated with, e.g. `SCRAM-SHA-256`. */
+  readonly method: string;
+  /** Who the method proved the client to be, if it names users. */
+  readonly username?: string;
+}
+
+/**
+ * One answer of the server side of an enhanced authentication exchange: send `data` and wait
+ * for the client's next message, accept (with final data for the client, and who it is), or refuse.
+ */
+export type AuthStep =
+  | { readonly status: 'continue'; readonly data: Buffer }
+  | { readonly status: 'success'; readonly data?: Buffer; readonly username?: string }
+  | { readonly status: 'failure'; readonly refusal: ConnectRefusal; readonly reason: string };
+
+/**
+ * The server side of one challenge-response exchange (a SASL-like mechanism). The protocol
+ * feeds it each message the client sends and relays its answers, until success or failure.
+ */
+export interface AuthConversation {
+  /** Takes the client's next message (undefined when it sent no data) and answers it. */
+  step(data: Buffer | undefined): Promise<AuthStep>;
 }
 
 /** `true` accepts, `false` refuses as bad credentials, or a refusal names the reason. */
@@ -96,6 +127,12 @@ export interface BrokerHooks {
    * message, `null` to drop it, or nothing to keep it as it is. Synchronous: it is on the hot path.
    */
   onPublish?(message: Message, client: ClientInfo | undefined): Message | null | undefined;
+  /**
+   * Starts an enhanced authentication exchange with `method` (MQTT 5 AUTH), at connect or
+   * re-authentication; undefined when the method is not offered (MQTT answers 0x8C).
+   * Default: no method is offered.
+   */
+  enhancedAuthentication?(method: string, client: ClientInfo): AuthConversation | undefined;
 }
 
 /** Why a message was not delivered to a session. */
