@@ -8,6 +8,7 @@ import type {
   ClientLink,
   ConnectRefusal,
   DropReason,
+  EnhancedAuthentication,
 } from './hooks.js';
 import {
   isExpired,
@@ -71,6 +72,8 @@ export interface ConnectRequest {
   username?: string;
   password?: Buffer;
   client: ClientInfo;
+  /** The client already passed this enhanced authentication exchange; the authenticate hook sees it. */
+  enhancedAuthentication?: EnhancedAuthentication;
 }
 
 export type ConnectOutcome =
