@@ -202,6 +202,8 @@ export function cicadaCommand(port: number, args: string[]): string[] {
     // Extra Node flags for the broker process, e.g. CICADA_NODE_ARGS='--cpu-prof' to profile it.
     ...(process.env.CICADA_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
     CICADA_MAIN,
+    // Anonymous access is off by default; the benchmarks measure the message path.
+    '--allow-anonymous',
     '--listen',
     `mqtt://${HOST}:${port}`,
     ...args,

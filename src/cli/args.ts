@@ -12,6 +12,12 @@ export interface CliArgs {
   memory: boolean;
   /** The durable store's data directory. */
   data: string | undefined;
+  allowAnonymous: boolean;
+  passwordFile: string | undefined;
+  aclFile: string | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  tlsCa: string | undefined;
   help: boolean;
   version: boolean;
 }
@@ -28,6 +34,12 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   memory: { type: 'boolean' },
   data: { type: 'string', short: 'd' },
+  'allow-anonymous': { type: 'boolean' },
+  'password-file': { type: 'string' },
+  'acl-file': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-ca': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -35,18 +47,29 @@ const OPTIONS = {
 type OptionName = keyof typeof OPTIONS;
 
 export const USAGE = `Usage: cicada [options]
+       cicada passwd [-c] [-D] FILE USER
 
 Runs the Cicada MQTT broker.
 
 Options:
-  -l, --listen URL       Listen on URL, e.g. mqtt://0.0.0.0:1883 (port 0 picks a free port).
-                         Repeatable; replaces the config file's list. Default: mqtt://0.0.0.0:1883
-  -c, --config FILE      Read settings from FILE (YAML, or JSON).
-      --log-level LEVEL  One of ${LOG_LEVELS.join(', ')}. Default: info
-  -d, --data DIR         Keep state in the durable store in DIR. Default: ./data
-      --memory           Keep state in memory instead: it is lost when the broker stops.
-  -h, --help             Print this help.
-      --version          Print the version.
+  -l, --listen URL         Listen on URL: mqtt://, mqtts://, ws://HOST:PORT/mqtt or wss://
+                           (port 0 picks a free port). Repeatable; replaces the config file's
+                           list. Default: mqtt://0.0.0.0:1883
+  -c, --config FILE        Read settings from FILE (YAML, or JSON).
+      --log-level LEVEL    One of ${LOG_LEVELS.join(', ')}. Default: info
+  -d, --data DIR           Keep state in the durable store in DIR. Default: ./data
+      --memory             Keep state in memory instead: it is lost when the broker stops.
+      --allow-anonymous    Let clients in without credentials (off by default).
+      --password-file FILE Users and password hashes, made with \`cicada passwd\`.
+      --acl-file FILE      Topic access rules (Mosquitto syntax); deny by default once set.
+      --tls-cert FILE      Certificate chain (PEM) of mqtts:// and wss:// listeners.
+      --tls-key FILE       Its private key (PEM).
+      --tls-ca FILE        CA bundle for client certificates: clients must present one.
+  -h, --help               Print this help.
+      --version            Print the version.
+
+\`cicada passwd FILE USER\` adds or changes USER in the password file (prompting for the
+password, or reading it from stdin); -c creates FILE, -D deletes USER.
 
 Command-line options override the config file. Logs are JSON lines on stdout.
 `;
@@ -67,6 +90,12 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
     logLevel: undefined,
     memory: false,
     data: undefined,
+    allowAnonymous: false,
+    passwordFile: undefined,
+    aclFile: undefined,
+    tlsCert: undefined,
+    tlsKey: undefined,
+    tlsCa: undefined,
     help: false,
     version: false,
   };
@@ -99,6 +128,24 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
       case 'data':
         args.data = value;
         break;
+      case 'allow-anonymous':
+        args.allowAnonymous = true;
+        break;
+      case 'password-file':
+        args.passwordFile = value;
+        break;
+      case 'acl-file':
+        args.aclFile = value;
+        break;
+      case 'tls-cert':
+        args.tlsCert = value;
+        break;
+      case 'tls-key':
+        args.tlsKey = value;
+        break;
+      case 'tls-ca':
+        args.tlsCa = value;
+        break;
       case 'log-level':
         if (!isLogLevel(value)) {
           throw new UsageError(
@@ -126,7 +173,25 @@ export function applyArgs(config: Readonly<CicadaConfig>, args: CliArgs): Cicada
       type: args.memory ? 'memory' : args.data !== undefined ? 'durable' : config.store.type,
       directory: args.data ?? config.store.directory,
     },
+    listeners: config.listeners.map((l) => ({ ...l, tls: { ...l.tls } })),
+    tls: {
+      ...config.tls,
+      cert: args.tlsCert ?? config.tls.cert,
+      key: args.tlsKey ?? config.tls.key,
+      ca: args.tlsCa ?? config.tls.ca,
+      // A CA on the command line means mutual TLS.
+      requestCert: args.tlsCa !== undefined || config.tls.requestCert,
+    },
     broker: { ...config.broker },
     mqtt: { ...config.mqtt },
+    auth: {
+      ...config.auth,
+      allowAnonymous: args.allowAnonymous || config.auth.allowAnonymous,
+      passwordFile: args.passwordFile ?? config.auth.passwordFile,
+      jwt: { ...config.auth.jwt },
+      http: { ...config.auth.http },
+      throttle: { ...config.auth.throttle },
+    },
+    acl: { file: args.aclFile ?? config.acl.file },
   };
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { errorReason } from '../observe/log.js';
+import { walkFields } from './fields.js';
 import {
   type CicadaConfig,
   checkListenUrl,
@@ -89,7 +90,14 @@ export function parseConfig(text: string, source: string): CicadaConfig {
  */
 export function validateConfig(value: unknown, source: string): CicadaConfig {
   // Sound: the result was built from the schema, whose type is derived from CicadaConfig.
-  return validateSection(ROOT, value ?? {}, '', source) as unknown as CicadaConfig;
+  const config = validateSection(ROOT, value ?? {}, '', source) as unknown as CicadaConfig;
+  // Listeners given one by one replace the default `listen` list unless it is given too.
+  if (isPlainObject(value) && value.listeners !== undefined && value.listen === undefined) config.listen = [];
+  if (config.listen.length + config.listeners.length === 0)
+    throw new ConfigError('CONFIG_INVALID', source, 'no listener: give listen or listeners', {
+      key: 'listen',
+    });
+  return config;
 }
 
 function validateSection(
@@ -111,12 +119,24 @@ function validateSection(
     if (field.kind === 'section') {
       // An empty section (`mqtt:` with every line commented out) is null in YAML.
       given.set(name, validateSection(field, raw ?? {}, key, source));
+    } else if (field.kind === 'list') {
+      if (!Array.isArray(raw)) throw invalid(source, key, raw, expectation(field));
+      given.set(
+        name,
+        raw.map((item: unknown, index) => validateSection(field.item, item, `${key}[${index}]`, source)),
+      );
     } else {
       given.set(name, validateLeaf(field, raw, key, source));
     }
   }
   const out: Record<string, unknown> = {};
   for (const [name, field] of Object.entries(section.fields)) {
+    if (field.kind === 'string' && field.required === true && !given.has(name)) {
+      const key = path === '' ? name : `${path}.${name}`;
+      throw new ConfigError('CONFIG_INVALID', source, `${key} is missing, expected ${field.description}`, {
+        key,
+      });
+    }
     if (given.has(name)) out[name] = given.get(name);
     else if (field.kind === 'section') out[name] = defaultsOf(field.fields);
     else if (field.default !== undefined)
@@ -134,9 +154,21 @@ function validateLeaf(field: LeafField, value: unknown, key: string, source: str
     case 'boolean':
       if (typeof value === 'boolean') return value;
       break;
-    case 'string':
-      if (typeof value === 'string') return value;
-      break;
+    case 'string': {
+      if (typeof value !== 'string') break;
+      const problem = field.check?.(value);
+      if (problem !== undefined) throw invalid(source, key, value, problem);
+      return value;
+    }
+    case 'names': {
+      const list = typeof value === 'string' ? [value] : value;
+      if (!Array.isArray(list)) break;
+      for (const [index, item] of list.entries()) {
+        if (typeof item !== 'string' || !field.values.includes(item))
+          throw invalid(source, `${key}[${index}]`, item, `one of ${field.values.join(', ')}`);
+      }
+      return [...list];
+    }
     case 'enum':
       if ((typeof value === 'string' || typeof value === 'number') && field.values.includes(value))
         return value;
@@ -193,13 +225,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /** Every key path in the schema, sections included. */
 const KEY_PATHS: readonly string[] = (() => {
   const paths: string[] = [];
-  const walk = (fields: Fields, prefix: string): void => {
-    for (const [name, field] of Object.entries(fields)) {
-      paths.push(prefix + name);
-      if (field.kind === 'section') walk(field.fields, `${prefix}${name}.`);
-    }
-  };
-  walk(ROOT.fields, '');
+  walkFields(ROOT.fields, (key) => paths.push(key));
   return paths;
 })();
 
@@ -216,7 +242,8 @@ function suggest(name: string, parent: string): string | undefined {
     const dot = path.lastIndexOf('.');
     const distance = editDistance(wanted, path.slice(dot + 1).toLowerCase());
     if (distance > limit) continue;
-    const score = distance * 2 + (path.slice(0, Math.max(dot, 0)) === parent ? 0 : 1);
+    const score =
+      distance * 2 + (path.slice(0, Math.max(dot, 0)) === parent.replace(/\[\d+\]/g, '[]') ? 0 : 1);
     if (score < bestScore) {
       best = path;
       bestScore = score;

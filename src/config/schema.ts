@@ -1,6 +1,44 @@
 import type { BrokerOptions } from '../broker/broker.js';
 import { LOG_LEVELS, type LogLevel } from '../observe/log.js';
 import { DEFAULT_MQTT_OPTIONS, type MqttOptions } from '../protocol/mqtt/options.js';
+import {
+  boolean,
+  defaultsOf,
+  expectation,
+  integer,
+  oneOf,
+  optionalInteger,
+  type SchemaFor,
+  type Section,
+  section,
+  string,
+  urls,
+  walkFields,
+} from './fields.js';
+
+import { checkListenUrl, LISTENER_SCHEMES } from './listen-url.js';
+import {
+  ACL,
+  type AclConfig,
+  AUTH,
+  type AuthConfig,
+  LISTENERS,
+  type ListenerConfig,
+  TLS,
+  type TlsConfig,
+} from './security.js';
+
+export {
+  defaultsOf,
+  expectation,
+  type Field,
+  type Fields,
+  type LeafField,
+  type List,
+  type Section,
+} from './fields.js';
+export type { AclConfig, AuthConfig, ListenerConfig, TlsConfig };
+export { checkListenUrl, LISTENER_SCHEMES };
 
 /** The broker core's settings a config file may give: everything but code (store, hooks, callbacks). */
 export type BrokerConfig = Required<Omit<BrokerOptions, 'store' | 'hooks' | 'onError' | 'now'>>;
@@ -16,130 +54,14 @@ export interface StoreConfig {
 /** A complete configuration: what a config file holds once validated and defaulted. */
 export interface CicadaConfig {
   listen: string[];
+  listeners: ListenerConfig[];
+  tls: TlsConfig;
   logLevel: LogLevel;
   store: StoreConfig;
   broker: BrokerConfig;
   mqtt: MqttOptions;
-}
-
-/** URL schemes a listener may use (the transports `createBroker` knows). */
-export const LISTENER_SCHEMES: readonly string[] = ['mqtt:', 'tcp:'];
-
-// ---- field kinds -------------------------------------------------------------------------
-
-export interface IntegerField {
-  readonly kind: 'integer';
-  readonly min: number;
-  readonly max: number;
-  readonly default?: number;
-  readonly description: string;
-}
-
-export interface BooleanField {
-  readonly kind: 'boolean';
-  readonly default?: boolean;
-  readonly description: string;
-}
-
-export interface StringField {
-  readonly kind: 'string';
-  readonly default?: string;
-  readonly description: string;
-}
-
-export interface EnumField<T extends string | number = string | number> {
-  readonly kind: 'enum';
-  readonly values: readonly T[];
-  readonly default?: T;
-  readonly description: string;
-}
-
-/** A list of listener URLs (a single URL is taken as a list of one). */
-export interface UrlListField {
-  readonly kind: 'urls';
-  readonly default?: readonly string[];
-  readonly description: string;
-}
-
-export interface SectionField<T> {
-  readonly kind: 'section';
-  readonly description: string;
-  readonly fields: SchemaFor<T>;
-}
-
-export type LeafField = IntegerField | BooleanField | StringField | EnumField | UrlListField;
-
-/** Any section, as the validator walks it. */
-export interface Section {
-  readonly kind: 'section';
-  readonly description: string;
-  readonly fields: Fields;
-}
-
-export type Field = LeafField | Section;
-
-export interface Fields {
-  readonly [key: string]: Field;
-}
-
-/** The field kind a value type calls for. */
-type FieldFor<V> = [V] extends [boolean]
-  ? BooleanField
-  : [V] extends [readonly string[]]
-    ? UrlListField
-    : [V] extends [string]
-      ? string extends V
-        ? StringField
-        : EnumField<V>
-      : [V] extends [number]
-        ? number extends V
-          ? IntegerField
-          : EnumField<V>
-        : [V] extends [object]
-          ? SectionField<V>
-          : never;
-
-/** Required settings must declare their default; sections are defaulted field by field. */
-type Defaulted<F, V> = F extends { kind: 'section' } ? F : F & { readonly default: Readonly<V> };
-
-/**
- * A schema for `T`: one field per key, typed after the key's value, so a setting added to
- * `BrokerOptions` or `MqttOptions` does not compile until it is declared here.
- */
-export type SchemaFor<T> = {
-  readonly [K in keyof T]-?: undefined extends T[K]
-    ? FieldFor<Exclude<T[K], undefined>>
-    : Defaulted<FieldFor<T[K]>, T[K]>;
-};
-
-// ---- one-line declarations -------------------------------------------------------------------
-
-function integer(min: number, max: number, fallback: number, description: string) {
-  return { kind: 'integer', min, max, default: fallback, description } as const;
-}
-
-function optionalInteger(min: number, max: number, description: string): IntegerField {
-  return { kind: 'integer', min, max, description };
-}
-
-function boolean(fallback: boolean, description: string) {
-  return { kind: 'boolean', default: fallback, description } as const;
-}
-
-function string(fallback: string, description: string) {
-  return { kind: 'string', default: fallback, description } as const;
-}
-
-function oneOf<const T extends string | number>(values: readonly T[], fallback: T, description: string) {
-  return { kind: 'enum', values, default: fallback, description } as const;
-}
-
-function urls(fallback: readonly string[], description: string) {
-  return { kind: 'urls', default: fallback, description } as const;
-}
-
-function section<T>(description: string, fields: SchemaFor<T>): SectionField<T> {
-  return { kind: 'section', description, fields };
+  auth: AuthConfig;
+  acl: AclConfig;
 }
 
 const UINT32_MAX = 0xffff_ffff;
@@ -154,6 +76,8 @@ const MQTT = DEFAULT_MQTT_OPTIONS;
 /** Every setting of the config file, with its type, range, default and a one-line description. */
 export const CONFIG_SCHEMA: SchemaFor<CicadaConfig> = {
   listen: urls(['mqtt://0.0.0.0:1883'], 'Listener URLs, e.g. mqtt://0.0.0.0:1883 (port 0 picks a free port)'),
+  listeners: LISTENERS,
+  tls: TLS,
   logLevel: oneOf(LOG_LEVELS, 'info', 'Least severe level logged'),
   store: section<StoreConfig>('Where state is kept', {
     type: oneOf(['durable', 'memory'], 'durable', 'durable: on disk, crash-safe; memory: lost at stop'),
@@ -211,40 +135,14 @@ export const CONFIG_SCHEMA: SchemaFor<CicadaConfig> = {
       'Accept an empty client id and assign one',
     ),
   }),
+  auth: AUTH,
+  acl: ACL,
 };
 
 /** The schema as the validator walks it. */
 export const ROOT: Section = { kind: 'section', description: 'Cicada configuration', fields: CONFIG_SCHEMA };
 
 // ---- derived -------------------------------------------------------------------------------
-
-/** What a value of `field` must be, as error messages and the reference say it. */
-export function expectation(field: Field): string {
-  switch (field.kind) {
-    case 'integer':
-      return `an integer from ${field.min} to ${field.max}`;
-    case 'boolean':
-      return 'true or false';
-    case 'string':
-      return 'a string';
-    case 'enum':
-      return `one of ${field.values.join(', ')}`;
-    case 'urls':
-      return `a list of listener URLs such as mqtt://0.0.0.0:1883`;
-    case 'section':
-      return 'a mapping';
-  }
-}
-
-/** Why `text` is not a listener URL (what was expected), or undefined if it is one. */
-export function checkListenUrl(text: string): string | undefined {
-  const schemes = LISTENER_SCHEMES.map((s) => s.slice(0, -1)).join(' or ');
-  const expected = `a URL with scheme ${schemes}, such as mqtt://0.0.0.0:1883`;
-  if (!URL.canParse(text)) return expected;
-  const url = new URL(text);
-  if (!LISTENER_SCHEMES.includes(url.protocol) || url.hostname === '') return expected;
-  return undefined;
-}
 
 /** One row of the configuration reference. */
 export interface ReferenceEntry {
@@ -259,27 +157,11 @@ export interface ReferenceEntry {
 /** Every setting (sections included), in schema order: what the README's reference must list. */
 export function configReference(): ReferenceEntry[] {
   const rows: ReferenceEntry[] = [];
-  const walk = (fields: Fields, prefix: string): void => {
-    for (const [name, field] of Object.entries(fields)) {
-      const key = prefix + name;
-      const fallback = field.kind === 'section' ? undefined : field.default;
-      rows.push({ key, expected: expectation(field), default: fallback, description: field.description });
-      if (field.kind === 'section') walk(field.fields, `${key}.`);
-    }
-  };
-  walk(CONFIG_SCHEMA, '');
+  walkFields(CONFIG_SCHEMA, (key, field) => {
+    const fallback = field.kind === 'section' ? undefined : field.default;
+    rows.push({ key, expected: expectation(field), default: fallback, description: field.description });
+  });
   return rows;
-}
-
-/** A fresh object of every default in `fields` (settings without one are left out). */
-export function defaultsOf(fields: Fields): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, field] of Object.entries(fields)) {
-    if (field.kind === 'section') out[name] = defaultsOf(field.fields);
-    else if (field.default !== undefined)
-      out[name] = Array.isArray(field.default) ? [...field.default] : field.default;
-  }
-  return out;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -44,8 +44,10 @@ after(() => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-function startCicada(args: string[]): Cicada {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: workDir });
+/** Runs the CLI; anonymous access is switched on unless `anonymous` is false. */
+function startCicada(args: string[], anonymous = true): Cicada {
+  const argv = anonymous ? ['--allow-anonymous', ...args] : args;
+  const child = spawn(process.execPath, [MAIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], cwd: workDir });
   running.add(child);
   const lines: LogLine[] = [];
   const waiters = new Set<() => void>();
@@ -369,11 +371,11 @@ describe('command-line arguments', () => {
     [['--log-level', 'loud'], `option '--log-level' is "loud", expected one of error, warn, info, debug`],
     [
       ['--listen', 'http://0.0.0.0:80'],
-      `option '--listen' is "http://0.0.0.0:80", expected a URL with scheme mqtt or tcp, such as mqtt://0.0.0.0:1883`,
+      `option '--listen' is "http://0.0.0.0:80", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws or wss, such as mqtt://0.0.0.0:1883`,
     ],
     [
       ['-l', '1883'],
-      `option '-l' is "1883", expected a URL with scheme mqtt or tcp, such as mqtt://0.0.0.0:1883`,
+      `option '-l' is "1883", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws or wss, such as mqtt://0.0.0.0:1883`,
     ],
   ];
   for (const [argv, message] of mistakes) {

@@ -69,6 +69,54 @@ mqtt:
   connectTimeout: 500
   responseInformation: "r/%c"
   allowZeroLengthClientId: false
+listeners:
+  - url: mqtts://0.0.0.0:8883
+    tls:
+      cert: /etc/cicada/server.pem
+      key: /etc/cicada/server.key
+      ca: /etc/cicada/ca.pem
+      passphrase: hush
+      requestCert: true
+      requireCert: false
+      usernameFrom: cn
+    proxyProtocol: true
+    allowAnonymous: false
+    auth: [jwt, password-file]
+tls:
+  cert: /etc/cicada/default.pem
+  key: /etc/cicada/default.key
+  ca: ""
+  passphrase: ""
+  requestCert: false
+  requireCert: true
+  usernameFrom: san-email
+auth:
+  allowAnonymous: true
+  passwordFile: /etc/cicada/passwd
+  scram: false
+  jwt:
+    algorithm: ES256
+    secretFile: ""
+    publicKeyFile: ""
+    jwksFile: /etc/cicada/jwks.json
+    issuer: https://id.example.com
+    audience: cicada
+    clientIdClaim: client_id
+    usernameClaim: preferred_username
+    aclClaim: mqtt_acl
+    leewaySeconds: 5
+  http:
+    url: http://127.0.0.1:9000/auth
+    timeoutMs: 250
+    failClosed: false
+    cacheSeconds: 10
+    denyCacheSeconds: 1
+    bearerTokenFile: /etc/cicada/hook-token
+  throttle:
+    freeFailures: 3
+    maxDelayMs: 2000
+acl:
+  file: /etc/cicada/acl
 `;
 
 const FULL_CONFIG: CicadaConfig = {
@@ -97,6 +145,59 @@ const FULL_CONFIG: CicadaConfig = {
     responseInformation: 'r/%c',
     allowZeroLengthClientId: false,
   },
+  listeners: [
+    {
+      url: 'mqtts://0.0.0.0:8883',
+      tls: {
+        cert: '/etc/cicada/server.pem',
+        key: '/etc/cicada/server.key',
+        ca: '/etc/cicada/ca.pem',
+        passphrase: 'hush',
+        requestCert: true,
+        requireCert: false,
+        usernameFrom: 'cn',
+      },
+      proxyProtocol: true,
+      allowAnonymous: false,
+      auth: ['jwt', 'password-file'],
+    },
+  ],
+  tls: {
+    cert: '/etc/cicada/default.pem',
+    key: '/etc/cicada/default.key',
+    ca: '',
+    passphrase: '',
+    requestCert: false,
+    requireCert: true,
+    usernameFrom: 'san-email',
+  },
+  auth: {
+    allowAnonymous: true,
+    passwordFile: '/etc/cicada/passwd',
+    scram: false,
+    jwt: {
+      algorithm: 'ES256',
+      secretFile: '',
+      publicKeyFile: '',
+      jwksFile: '/etc/cicada/jwks.json',
+      issuer: 'https://id.example.com',
+      audience: 'cicada',
+      clientIdClaim: 'client_id',
+      usernameClaim: 'preferred_username',
+      aclClaim: 'mqtt_acl',
+      leewaySeconds: 5,
+    },
+    http: {
+      url: 'http://127.0.0.1:9000/auth',
+      timeoutMs: 250,
+      failClosed: false,
+      cacheSeconds: 10,
+      denyCacheSeconds: 1,
+      bearerTokenFile: '/etc/cicada/hook-token',
+    },
+    throttle: { freeFailures: 3, maxDelayMs: 2000 },
+  },
+  acl: { file: '/etc/cicada/acl' },
 };
 
 describe('config: valid files', () => {
@@ -118,6 +219,19 @@ describe('config: valid files', () => {
     const config = await loadConfigFile(await configFile('broker:\nmqtt:\n  receiveMaximum: 5\n'));
     assert.deepEqual(config, { ...DEFAULT_CONFIG, mqtt: { ...DEFAULT_CONFIG.mqtt, receiveMaximum: 5 } });
     assert.equal('serverKeepAlive' in config.mqtt, false, 'an optional setting without default stays unset');
+  });
+
+  test('listeners given without listen replace the default listener', () => {
+    const config = validateConfig({ listeners: [{ url: 'ws://127.0.0.1:8080/mqtt' }] }, 'inline');
+    assert.deepEqual(config.listen, []);
+    assert.equal(config.listeners[0]?.url, 'ws://127.0.0.1:8080/mqtt');
+    assert.equal(config.listeners[0]?.proxyProtocol, false);
+    assert.equal(config.listeners[0]?.tls.requireCert, true);
+    assert.equal(
+      'allowAnonymous' in (config.listeners[0] ?? {}),
+      false,
+      'unset: auth.allowAnonymous decides',
+    );
   });
 
   test('a single listen URL is a list of one', () => {
@@ -164,7 +278,15 @@ describe('config: defaults and reference', () => {
       ...coreKeys.map((key) => `broker.${key}`),
       ...mqttKeys.map((key) => `mqtt.${key}`),
     ];
-    assert.deepEqual(rows.map((row) => row.key).sort(), expected.sort());
+    // Listeners, TLS, auth and ACL settings are the config's own; their table is checked above.
+    const own = /^(listeners|tls|auth|acl)\b/;
+    assert.deepEqual(
+      rows
+        .map((row) => row.key)
+        .filter((key) => !own.test(key))
+        .sort(),
+      expected.sort(),
+    );
     for (const row of rows) {
       assert.match(row.description, /^[^\n]{5,}$/, row.key);
       assert.ok(row.expected.length > 0, row.key);
@@ -260,7 +382,7 @@ describe('config: one-line errors', () => {
     [
       'a listen URL of another scheme',
       'listen: ["mqtt://0.0.0.0:1883", "http://0.0.0.0:80"]\n',
-      'listen[1] is "http://0.0.0.0:80", expected a URL with scheme mqtt or tcp, such as mqtt://0.0.0.0:1883',
+      'listen[1] is "http://0.0.0.0:80", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws or wss, such as mqtt://0.0.0.0:1883',
       'listen[1]',
     ],
     [
@@ -280,6 +402,42 @@ describe('config: one-line errors', () => {
       'mqtt:\n  receiveMaximum: 0\nlogLevel: verbose\n',
       'mqtt.receiveMaximum is 0, expected an integer from 1 to 65535',
       'mqtt.receiveMaximum',
+    ],
+    [
+      'a listener without a URL',
+      'listeners:\n  - proxyProtocol: true\n',
+      'listeners[0].url is missing, expected a listener URL such as mqtts://0.0.0.0:8883',
+      'listeners[0].url',
+    ],
+    [
+      'a listener URL of another scheme',
+      'listeners:\n  - url: http://0.0.0.0:80\n',
+      'listeners[0].url is "http://0.0.0.0:80", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws or wss, such as mqtt://0.0.0.0:1883',
+      'listeners[0].url',
+    ],
+    [
+      'an unknown credential check on a listener',
+      'listeners:\n  - url: mqtt://0.0.0.0:1\n    auth: [ldap]\n',
+      'listeners[0].auth[0] is "ldap", expected one of password-file, jwt, http',
+      'listeners[0].auth[0]',
+    ],
+    [
+      'listeners given a mapping',
+      'listeners:\n  url: mqtt://0.0.0.0:1\n',
+      'listeners is {"url":"mqtt://0.0.0.0:1"}, expected a list of mappings',
+      'listeners',
+    ],
+    [
+      'a misspelt key inside a listener',
+      'listeners:\n  - url: mqtt://0.0.0.0:1\n    tsl: {}\n',
+      "unknown key 'listeners[0].tsl' (did you mean 'listeners[].tls'?)",
+      'listeners[0].tsl',
+    ],
+    [
+      'listeners given and listen emptied',
+      'listen: []\n',
+      'listen is [], expected at least one listener URL',
+      'listen',
     ],
   ];
   for (const [name, text, detail, key] of cases) {

@@ -210,7 +210,7 @@ class BrokerProcess {
     const store = MEMORY ? ['--memory'] : ['--data', dataDir];
     const child = spawn(
       process.execPath,
-      [MAIN, '--config', configFile, '--listen', 'mqtt://127.0.0.1:0', ...store],
+      [MAIN, '--allow-anonymous', '--config', configFile, '--listen', 'mqtt://127.0.0.1:0', ...store],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';

@@ -162,10 +162,14 @@ class Cli implements Deployment {
 
   /** Starts the CLI on a free port and resolves with that port once it logged "ready". */
   private async spawn(): Promise<void> {
-    const child = spawn(process.execPath, [MAIN, '--listen', 'mqtt://127.0.0.1:0', '--data', this.dataDir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: dirname(this.dataDir),
-    });
+    const child = spawn(
+      process.execPath,
+      [MAIN, '--allow-anonymous', '--listen', 'mqtt://127.0.0.1:0', '--data', this.dataDir],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        cwd: dirname(this.dataDir),
+      },
+    );
     children.add(child);
     this.child = child;
     let stderr = '';
