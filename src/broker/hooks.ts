@@ -55,6 +55,11 @@ export interface ClientLink {
   wake(): void;
   /** Close the connection for `reason`, telling the client where the protocol can. */
   close(reason: ServerDisconnectReason): void;
+  /**
+   * Set while the connection cannot take more (a slow consumer): QoS 0 deliveries to it are
+   * dropped for this reason instead of queued. Read on every QoS 0 delivery, so a plain field.
+   */
+  readonly qos0DropReason?: DropReason | undefined;
 }
 
 /** Why a connection attempt was refused; each protocol maps it to its own code. */
@@ -143,7 +148,11 @@ export type DropReason =
   | 'offline-qos0'
   | 'session-ended'
   | 'dropped-by-hook'
-  | 'not-authorized';
+  | 'not-authorized'
+  /** QoS 0 to a client whose outbound buffer is over its soft limit (it does not read fast enough). */
+  | 'slow-consumer'
+  /** QoS 0 while the process's memory is above its high-water mark. */
+  | 'memory-pressure';
 
 /** Typed broker events. */
 export interface BrokerEvents {
