@@ -137,6 +137,11 @@ const MAX_TIMER_MS = 2_147_483_647;
 export class Broker extends EventEmitter<BrokerEvents> {
   readonly options: ResolvedOptions;
   readonly sessions = new Map<string, Session>();
+  /**
+   * Set by load shedding (memory above its high-water mark): every QoS 0 delivery is dropped
+   * for this reason instead of queued, until it is cleared.
+   */
+  qos0DropReason: DropReason | undefined = undefined;
   private readonly store: Store;
   private readonly hooks: BrokerHooks;
   private readonly now: () => number;
@@ -573,6 +578,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (session.link === undefined && qos === 0 && !this.options.queueQoS0) {
       this.emit('dropped', message, session.clientId, 'offline-qos0');
       return;
+    }
+    if (qos === 0) {
+      // Shedding load, or a slow consumer: QoS 0 may be lost, and queueing it would cost memory.
+      const shed = this.qos0DropReason ?? session.link?.qos0DropReason;
+      if (shed !== undefined) {
+        this.emit('dropped', message, session.clientId, shed);
+        return;
+      }
     }
     if (session.queuedCount >= this.options.maxQueuedMessages) {
       if (this.options.queueOverflow === 'drop-new') {
