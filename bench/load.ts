@@ -53,17 +53,14 @@
  * bench/aedes-server.ts; Mosquitto from a generated config (persistence off unless
  * `--mosquitto-persistence`).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseFlags, parseOrExit, selectBrokers } from './lib/args.js';
-import { sleep, withTimeout } from './lib/async.js';
 import {
   AEDES_SERVER,
   BrokerProcess,
   CICADA_MAIN,
-  children,
   cicadaCommand,
   cicadaConfig,
   freePort,
@@ -72,23 +69,21 @@ import {
   makeTempDir,
   mosquittoCommand,
   mosquittoVersion,
-  pressureUs,
-  raiseFdLimit,
   removeTempDir,
   root,
   runMain,
   runnable,
 } from './lib/brokers.js';
+import {
+  clientPrefix,
+  type FlowResult,
+  type IdleResult,
+  Loadgen,
+  measureConnections,
+  measureFlow,
+} from './lib/generator.js';
 import { fmtRange, ms, pct, rateF, ratioCell, us, writeJson } from './lib/report.js';
-import type {
-  FinalReply,
-  FromLoadgen,
-  IdleReply,
-  LoadSpec,
-  Pattern,
-  SnapReply,
-  ToLoadgen,
-} from './loadgen.js';
+import type { IdleSpec, LoadSpec, Pattern } from './loadgen.js';
 import { formatBytes, formatRate, formatRatio, max, median, renderTable } from './stats.js';
 
 const FD_LIMIT = 20000;
@@ -421,10 +416,6 @@ class Broker extends BrokerProcess {
     await this.listening(15_000, 50);
   }
 
-  rss(): number {
-    return this.memory().rss;
-  }
-
   async stop(): Promise<void> {
     await this.shutdown(2000);
     removeTempDir(this.dir);
@@ -432,167 +423,11 @@ class Broker extends BrokerProcess {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The load generator process
-
-class Loadgen {
-  private readonly proc: ChildProcess;
-  private waiting:
-    | { type: string; resolve: (m: FromLoadgen) => void; reject: (e: Error) => void }
-    | undefined;
-  private exited: string | undefined;
-  private hello: Promise<void>;
-  private stderr = '';
-
-  constructor() {
-    const script = join(root, 'dist', 'bench', 'loadgen.js');
-    this.proc = spawn('bash', ['-c', `${raiseFdLimit(FD_LIMIT)}; exec "$0" "$@"`, process.execPath, script], {
-      cwd: root,
-      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-    });
-    children.add(this.proc);
-    // Kept for error messages, and passed through.
-    this.proc.stderr!.on('data', (c: Buffer) => {
-      process.stderr.write(c);
-      this.stderr = (this.stderr + c.toString('utf8')).slice(-2000);
-    });
-    this.hello = withTimeout(
-      new Promise<void>((resolve, reject) => {
-        this.proc.once('message', () => resolve());
-        this.proc.once('exit', () => setImmediate(() => reject(new Error(this.exited))));
-      }),
-      15_000,
-      'load generator start',
-    );
-    this.hello.catch(() => {});
-    this.proc.on('message', (m: FromLoadgen) => {
-      const w = this.waiting;
-      if (w === undefined) return;
-      if (m.type === 'error') {
-        this.waiting = undefined;
-        w.reject(new Error(`load generator: ${m.message}`));
-      } else if (m.type === w.type) {
-        this.waiting = undefined;
-        w.resolve(m);
-      }
-    });
-    this.proc.on('exit', (code, signal) => {
-      children.delete(this.proc);
-      const lines = this.stderr.trim().split('\n');
-      const tail = lines.find((l) => /Error/.test(l)) ?? lines.at(-1) ?? '';
-      this.exited = `load generator exited (${signal ?? `code ${code}`})${tail ? `: ${tail}` : ''}`;
-      this.waiting?.reject(new Error(this.exited));
-      this.waiting = undefined;
-    });
-  }
-
-  /** Resolves once the generator is listening for commands. */
-  started(): Promise<void> {
-    return this.hello;
-  }
-
-  send(msg: ToLoadgen): void {
-    if (this.exited !== undefined) throw new Error(this.exited);
-    this.proc.send(msg);
-  }
-
-  /** Sends `msg` and waits for the reply of type `type`. */
-  request<T extends FromLoadgen>(msg: ToLoadgen, type: T['type'], timeoutMs: number): Promise<T> {
-    const reply = new Promise<T>((resolve, reject) => {
-      if (this.exited !== undefined) {
-        reject(new Error(this.exited));
-        return;
-      }
-      this.waiting = { type, resolve: resolve as (m: FromLoadgen) => void, reject };
-    });
-    this.send(msg);
-    return withTimeout(reply, timeoutMs, `load generator: ${msg.type}`);
-  }
-
-  async close(): Promise<void> {
-    if (this.exited !== undefined) return;
-    const gone = new Promise<void>((r) => this.proc.once('exit', () => r()));
-    try {
-      this.proc.send({ type: 'close' } satisfies ToLoadgen);
-    } catch {}
-    const ok = await Promise.race([gone.then(() => true), sleep(3000).then(() => false)]);
-    if (!ok) this.proc.kill('SIGKILL');
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Runs
-
-interface FlowResult {
-  kind: 'flow';
-  round: number;
-  /** Deliveries per second (copies received by subscribers) in the window. */
-  rate: number;
-  /** PUBLISHes per second written by the publishers in the window. */
-  pubRate: number;
-  cpuPerMsgUs: number;
-  cpuPct: number;
-  genPct: number;
-  /** Share of the window in which some runnable task on the machine waited for a CPU. */
-  pressurePct: number;
-  rss: number;
-  p50: number;
-  p99: number;
-  qos: 0 | 1 | 2;
-  /** Expected copies never delivered. */
-  loss: number;
-  lossPct: number;
-  /** QoS 2: copies delivered a second time (exactly-once violated); 0 otherwise. */
-  duplicates: number;
-  /** QoS 2: PUBLISHes repeating an identifier awaiting PUBREL (retransmissions, not delivered). */
-  resent: number;
-  /** Whether `duplicates` was checked message by message (see FinalReply.sequenced). */
-  sequenced: boolean;
-  expected: number;
-  received: number;
-  settled: boolean;
-  errors: number;
-  firstError: string | undefined;
-}
-
-interface IdleResult {
-  kind: 'idle';
-  round: number;
-  connected: number;
-  failed: number;
-  connRate: number;
-  rssPerConn: number;
-  rssBefore: number;
-  rssAfter: number;
-  cpuPerConnUs: number;
-  genPct: number;
-  firstError: string | undefined;
-}
 
 type RunResult = FlowResult | IdleResult;
 
-interface CpuSnap {
-  gen: SnapReply;
-  broker: number;
-  pressureUs: number;
-}
-
-/** Generator counters, with the broker's CPU read on both sides of the round trip. */
-async function snapshot(g: Loadgen, b: Broker, record: boolean): Promise<CpuSnap> {
-  const before = b.cpu();
-  const gen = await g.request<SnapReply>({ type: 'snap', record }, 'snap', 10_000);
-  const after = b.cpu();
-  return { gen, broker: (before + after) / 2, pressureUs: pressureUs('cpu') };
-}
-
-let runCounter = 0;
-
-async function runFlow(
-  s: FlowScenario,
-  b: Broker,
-  g: Loadgen,
-  o: Options,
-  round: number,
-): Promise<FlowResult> {
+function runFlow(s: FlowScenario, b: Broker, g: Loadgen, o: Options, round: number): Promise<FlowResult> {
   const spec: LoadSpec = {
     host: HOST,
     port: b.port,
@@ -605,90 +440,22 @@ async function runFlow(
     window: o.window,
     window0: o.window0,
     fullDecode: o.fullDecode,
-    clientPrefix: `b${process.pid % 1000}r${runCounter++}`,
+    clientPrefix: clientPrefix(),
     drainMs: o.drainMs,
   };
-  await g.request({ type: 'setup', spec }, 'ready', 30_000);
-  g.send({ type: 'start' });
-  await sleep(o.warmupMs);
-  const a = await snapshot(g, b, true);
-  await sleep(o.durationMs);
-  const z = await snapshot(g, b, false);
-  const rss = b.rss();
-  const fin = await g.request<FinalReply>({ type: 'stop' }, 'final', o.drainMs + 10_000);
-  b.alive();
-  const dt = (z.gen.t - a.gen.t) / 1000;
-  const delivered = z.gen.received - a.gen.received;
-  const cpu = z.broker - a.broker;
-  // Distinct copies: a duplicate must not make up for a lost copy.
-  const loss = Math.max(0, fin.expected - (fin.received - fin.duplicates));
-  return {
-    kind: 'flow',
-    round,
-    rate: delivered / dt,
-    pubRate: (z.gen.sent - a.gen.sent) / dt,
-    cpuPerMsgUs: delivered > 0 ? (cpu * 1e6) / delivered : Number.NaN,
-    cpuPct: (cpu / dt) * 100,
-    genPct: ((z.gen.cpuUs - a.gen.cpuUs) / 1e6 / dt) * 100,
-    pressurePct: ((z.pressureUs - a.pressureUs) / 1e6 / dt) * 100,
-    rss,
-    p50: fin.latency?.p50 ?? Number.NaN,
-    p99: fin.latency?.p99 ?? Number.NaN,
-    qos: s.qos,
-    loss,
-    lossPct: fin.expected > 0 ? (loss / fin.expected) * 100 : 0,
-    duplicates: fin.duplicates,
-    resent: fin.resent,
-    sequenced: fin.sequenced,
-    expected: fin.expected,
-    received: fin.received,
-    settled: fin.settled,
-    errors: fin.errors,
-    firstError: fin.firstError,
-  };
+  return measureFlow(g, b, spec, o, round);
 }
 
-async function runIdle(
-  s: IdleScenario,
-  b: Broker,
-  g: Loadgen,
-  o: Options,
-  round: number,
-): Promise<IdleResult> {
-  await sleep(200);
-  const rssBefore = b.rss();
-  const cpuBefore = b.cpu();
-  const spec = {
+function runIdle(s: IdleScenario, b: Broker, g: Loadgen, o: Options, round: number): Promise<IdleResult> {
+  const spec: IdleSpec = {
     host: HOST,
     port: b.port,
     connections: s.connections,
     concurrency: o.concurrency,
-    clientPrefix: `b${process.pid % 1000}r${runCounter++}i`,
+    clientPrefix: clientPrefix('i'),
     keepAlive: 600,
   };
-  const done = await g.request<IdleReply>(
-    { type: 'idle', spec },
-    'idle-done',
-    Math.max(60_000, s.connections * 10),
-  );
-  const cpuAfter = b.cpu();
-  // Let the broker finish whatever connection setup it defers, then read its memory.
-  await sleep(500);
-  const rssAfter = b.rss();
-  const n = Math.max(1, done.connected);
-  return {
-    kind: 'idle',
-    round,
-    connected: done.connected,
-    failed: done.failed,
-    connRate: done.connected / (done.ms / 1000),
-    rssPerConn: (rssAfter - rssBefore) / n,
-    rssBefore,
-    rssAfter,
-    cpuPerConnUs: ((cpuAfter - cpuBefore) * 1e6) / n,
-    genPct: (done.cpuUs / 1000 / done.ms) * 100,
-    firstError: done.firstError,
-  };
+  return measureConnections(g, b, spec, round);
 }
 
 async function runOne(s: Scenario, name: BrokerName, o: Options, round: number): Promise<RunResult> {
@@ -696,7 +463,7 @@ async function runOne(s: Scenario, name: BrokerName, o: Options, round: number):
   let g: Loadgen | undefined;
   try {
     // Both start at once: Node's start-up is a good part of a short run.
-    g = new Loadgen();
+    g = new Loadgen(FD_LIMIT);
     await Promise.all([b.start(o), g.started()]);
     return s.kind === 'flow' ? await runFlow(s, b, g, o, round) : await runIdle(s, b, g, o, round);
   } finally {
