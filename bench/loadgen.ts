@@ -15,8 +15,8 @@
  *   parent ← { type: 'idle-done', ... }
  *   parent → { type: 'close' }         destroy every socket and exit
  *
- * Sockets are raw `net` sockets with Nagle off, speaking MQTT 3.1.1 (every broker under test
- * supports it). Packets are built with Cicada's codec (`encode`, `PublishTemplate`); what
+ * Sockets are raw `net` sockets with Nagle off (or TLS sockets, or WebSockets, when the spec
+ * names a transport), speaking MQTT 3.1.1 (every broker under test supports it). Packets are built with Cicada's codec (`encode`, `PublishTemplate`); what
  * arrives during the handshake is decoded with `decodeAll`. The hot receive path (PUBLISH,
  * PUBACK, PUBREC, PUBREL, PUBCOMP) uses a minimal frame scanner that reads the fixed header,
  * the packet identifier and the timestamp in the payload and allocates nothing, so the
@@ -39,7 +39,17 @@
  */
 import { performance } from 'node:perf_hooks';
 import { MqttDecoder, type Packet, PublishTemplate } from '../src/codec/mqtt/index.js';
-import { type ConnectionOwner, PUBACK, PUBCOMP, PUBREC, PUBREL, RawConnection, V } from './lib/raw-mqtt.js';
+import {
+  type ClientTransport,
+  type ConnectionOwner,
+  type Credentials,
+  PUBACK,
+  PUBCOMP,
+  PUBREC,
+  PUBREL,
+  RawConnection,
+  V,
+} from './lib/raw-mqtt.js';
 
 // ---------------------------------------------------------------------------------------------
 // Messages
@@ -68,6 +78,8 @@ export interface LoadSpec {
   clientPrefix: string;
   /** Longest wait for deliveries to settle after the publishers stop. */
   drainMs: number;
+  /** TLS or WebSocket instead of plain TCP (bench/transports.ts). */
+  transport?: ClientTransport;
 }
 
 export interface IdleSpec {
@@ -77,6 +89,10 @@ export interface IdleSpec {
   concurrency: number;
   clientPrefix: string;
   keepAlive: number;
+  /** TLS or WebSocket instead of plain TCP (bench/transports.ts). */
+  transport?: ClientTransport;
+  /** Sent in every CONNECT (bench/transports.ts, password checks). */
+  credentials?: Credentials;
 }
 
 export interface Counters {
@@ -249,8 +265,8 @@ class Client extends RawConnection {
   private deliveries = 0;
   private acks = 0;
 
-  constructor(host: string, port: number, fullDecode: boolean) {
-    super(host, port, connections);
+  constructor(host: string, port: number, fullDecode: boolean, transport?: ClientTransport) {
+    super(host, port, connections, transport);
     if (fullDecode) this.decoder = new MqttDecoder((p) => this.onPacket(p), { protocolVersion: V });
   }
 
@@ -634,7 +650,7 @@ async function setup(s: LoadSpec): Promise<void> {
   const topo = topology(s);
   const subs = await Promise.all(
     topo.subFilters.map(async (filter, i) => {
-      const c = new Client(s.host, s.port, s.fullDecode);
+      const c = new Client(s.host, s.port, s.fullDecode, s.transport);
       c.recv = new Float64Array(topo.pubTopics.length);
       if (s.qos === 2 && s.payload >= 14) {
         c.seen = Array.from({ length: topo.pubTopics.length }, () => new Uint8Array(4096));
@@ -648,7 +664,7 @@ async function setup(s: LoadSpec): Promise<void> {
   const window0 = s.window0 > 0 ? Math.max(10, Math.round(s.window0 / topo.pubTopics.length)) : 0;
   publishers = await Promise.all(
     topo.pubTopics.map(async (topic, i) => {
-      const c = new Client(s.host, s.port, s.fullDecode);
+      const c = new Client(s.host, s.port, s.fullDecode, s.transport);
       await c.handshake(`${s.clientPrefix}p${i}`, true, 600);
       const receivers = topo.receivers(i).map((j) => subs[j]!);
       return new Publisher(c, i, topic, receivers, s, window0);
@@ -748,9 +764,9 @@ async function idle(s: IdleSpec): Promise<void> {
   const worker = async (): Promise<void> => {
     while (next < s.connections) {
       const i = next++;
-      const c = new Client(s.host, s.port, false);
+      const c = new Client(s.host, s.port, false, s.transport);
       try {
-        await c.handshake(`${s.clientPrefix}${i}`, true, s.keepAlive);
+        await c.handshake(`${s.clientPrefix}${i}`, true, s.keepAlive, s.credentials);
         connected++;
       } catch (err) {
         failed++;

@@ -1,11 +1,15 @@
 /**
  * The MQTT 3.1.1 client connection of the load generators (bench/loadgen.ts, bench/persist.ts):
- * a raw `net` socket with Nagle off, packets built with Cicada's codec. The hot receive path
- * is a minimal frame scanner that reads PUBLISH and acknowledgement frames in place, without
- * decoding or allocating, and hands them to the subclass; acknowledgements queued while
- * handling a chunk go out in one write. Anything else goes through `decodeAll` to `onControl`.
+ * a raw `net` socket with Nagle off (or, for bench/transports.ts, a TLS socket or a WebSocket
+ * seen as a byte stream), packets built with Cicada's codec. The hot receive path is a minimal
+ * frame scanner that reads PUBLISH and acknowledgement frames in place, without decoding or
+ * allocating, and hands them to the subclass; acknowledgements queued while handling a chunk
+ * go out in one write. Anything else goes through `decodeAll` to `onControl`.
  */
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
+import { createWebSocketStream, WebSocket } from 'ws';
 import { decodeAll, encode, type Packet } from '../../src/codec/mqtt/index.js';
 
 /** Every broker under test speaks MQTT 3.1.1. */
@@ -36,8 +40,41 @@ export interface ConnectionOwner {
   error(message: string): void;
 }
 
+/**
+ * How a connection reaches the broker when not over plain TCP: TLS (`tls`), MQTT over
+ * WebSocket (`ws`, subprotocol `mqtt`) or both (`wss`).
+ */
+export interface ClientTransport {
+  scheme: 'tcp' | 'tls' | 'ws' | 'wss';
+  /** TLS: the CA certificate (PEM) that signed the broker's; undefined: not verified. */
+  ca?: string;
+  /** WebSocket: the URL path (default `/mqtt`). */
+  path?: string;
+}
+
+/** A byte stream to `host:port` over `transport` (plain TCP when undefined). */
+export function openStream(host: string, port: number, transport?: ClientTransport): Duplex {
+  const scheme = transport?.scheme ?? 'tcp';
+  const tlsOptions = { ca: transport?.ca, rejectUnauthorized: transport?.ca !== undefined };
+  if (scheme === 'tcp') return connect({ host, port, noDelay: true });
+  if (scheme === 'tls') return tlsConnect({ host, port, ...tlsOptions }).setNoDelay(true);
+  const url = `${scheme}://${host}:${port}${transport?.path ?? '/mqtt'}`;
+  // ws turns Nagle off on its socket; compression would measure zlib rather than the broker.
+  const ws = new WebSocket(url, 'mqtt', { perMessageDeflate: false, ...tlsOptions });
+  const stream = createWebSocketStream(ws);
+  // The stream only closes once both sides ended; a close by the broker must show at once.
+  ws.once('close', () => stream.destroy());
+  return stream;
+}
+
+/** A user name and password for CONNECT. */
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
 export abstract class RawConnection {
-  readonly socket: Socket;
+  readonly socket: Duplex;
   /** CONNACK received: from then on an error or a close is reported. */
   established = false;
   /** Closed on purpose: an error or a close is not reported. */
@@ -47,8 +84,8 @@ export abstract class RawConnection {
   private ackBuf: Buffer | undefined;
   private ackLen = 0;
 
-  constructor(host: string, port: number, owner: ConnectionOwner) {
-    this.socket = connect({ host, port, noDelay: true });
+  constructor(host: string, port: number, owner: ConnectionOwner, transport?: ClientTransport) {
+    this.socket = openStream(host, port, transport);
     owner.conns.add(this);
     this.socket.on('data', (chunk: Buffer) => {
       try {
@@ -169,12 +206,22 @@ export abstract class RawConnection {
   }
 
   /** Connects and completes CONNECT/CONNACK; resolves with CONNACK's session present flag. */
-  handshake(clientId: string, clean: boolean, keepAlive: number): Promise<boolean> {
+  handshake(
+    clientId: string,
+    clean: boolean,
+    keepAlive: number,
+    credentials?: Credentials,
+  ): Promise<boolean> {
     return new Promise((resolve, reject) => {
       const fail = (err: Error): void => reject(new Error(`${clientId}: ${err.message}`));
-      this.socket.once('connect', () => {
-        this.socket.write(encode({ type: 'connect', protocolVersion: V, clean, keepAlive, clientId }, V));
-      });
+      const login =
+        credentials === undefined
+          ? {}
+          : { username: credentials.username, password: Buffer.from(credentials.password) };
+      // Written at once: every stream here holds writes until it is connected (and secured).
+      this.socket.write(
+        encode({ type: 'connect', protocolVersion: V, clean, keepAlive, clientId, ...login }, V),
+      );
       this.socket.once('error', fail);
       this.socket.once('close', () => fail(new Error('closed during handshake')));
       this.onControl = (p) => {
