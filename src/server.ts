@@ -5,7 +5,8 @@ import { type MqttOptions, mqttHandler } from './protocol/mqtt/index.js';
 import { DurableStore } from './store/durable/index.js';
 import { MemoryStore } from './store/memory/memory-store.js';
 import { TcpTransport } from './transport/tcp.js';
-import type { Listener, Transport } from './transport/transport.js';
+import { TlsTransport } from './transport/tls.js';
+import type { Listener, ListenOptions, Transport } from './transport/transport.js';
 
 /** Everything `createBroker` accepts; every field is optional. */
 export interface CicadaOptions extends Partial<Omit<BrokerOptions, 'store'>> {
@@ -38,7 +39,7 @@ type EventListener<E extends EventName> = (...args: BrokerEvents[E]) => void;
 export class Cicada {
   readonly broker: Broker;
   private readonly mqtt: ReturnType<typeof mqttHandler>;
-  private readonly transports: Transport[] = [new TcpTransport()];
+  private readonly transports: Transport[] = [new TcpTransport(), new TlsTransport()];
   private readonly bound: Listener[] = [];
   private starting: Promise<void> | undefined;
 
@@ -56,13 +57,16 @@ export class Cicada {
     return this.starting;
   }
 
-  /** Listens on a URL such as `mqtt://0.0.0.0:1883` (port 0 picks a free one). */
-  async listen(url: string): Promise<Listener> {
+  /**
+   * Listens on a URL such as `mqtt://0.0.0.0:1883` or `mqtts://0.0.0.0:8883` (port 0 picks a
+   * free one); `options` carry per-listener settings such as TLS files and the PROXY protocol.
+   */
+  async listen(url: string, options?: ListenOptions): Promise<Listener> {
     await this.start();
     const parsed = new URL(url);
     const transport = this.transports.find((t) => t.schemes.includes(parsed.protocol));
     if (transport === undefined) throw new Error(`no transport for '${parsed.protocol}' in ${url}`);
-    const listener = await transport.listen(parsed, this.mqtt);
+    const listener = await transport.listen(parsed, this.mqtt, options);
     this.bound.push(listener);
     return listener;
   }

@@ -108,7 +108,8 @@ function usernameOf(
 
 /**
  * The client certificate of a TLS connection as the broker's hooks see it, or undefined
- * when the client sent none. `authorized` is whether it chains to the listener's CA.
+ * when the client sent none. `authorized` is whether it chains to the listener's CA; only
+ * an authorized certificate yields a `username`.
  */
 export function certificateInfo(
   socket: TLSSocket,
@@ -119,7 +120,8 @@ export function certificateInfo(
   if (peer === null || peer === undefined || Object.keys(peer).length === 0) return undefined;
   const commonName = first(peer.subject?.CN as string | string[] | undefined);
   const subjectAltNames = splitSubjectAltNames(peer.subjectaltname);
-  const username = usernameOf(commonName, subjectAltNames, usernameFrom);
+  // A certificate that does not chain to the listener's CA proves nothing: no name from it.
+  const username = socket.authorized ? usernameOf(commonName, subjectAltNames, usernameFrom) : undefined;
   return {
     subject: distinguishedName(peer.subject),
     ...(commonName === undefined ? {} : { commonName }),

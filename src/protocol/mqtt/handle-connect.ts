@@ -68,14 +68,18 @@ export async function handleConnect(conn: MqttConnection, packet: ConnectPacket)
       : packet.keepAlive;
 
   // 4. The session, through the broker (authentication, takeover, resumption).
+  // A verified client certificate names the user, whatever CONNECT says (TLS `usernameFrom`).
+  const username = conn.info.certificate?.username ?? packet.username;
   const client: ClientInfo = {
     clientId,
-    ...(packet.username === undefined ? {} : { username: packet.username }),
+    ...(username === undefined ? {} : { username }),
     protocol: 'mqtt',
     protocolVersion: version,
     ...(conn.info.remoteAddress === undefined ? {} : { remoteAddress: conn.info.remoteAddress }),
     ...(conn.info.remotePort === undefined ? {} : { remotePort: conn.info.remotePort }),
     listener: conn.info.listener,
+    secure: conn.info.secure,
+    ...(conn.info.certificate === undefined ? {} : { certificate: conn.info.certificate }),
     keepAlive,
     connectedAt: Date.now(),
   };
