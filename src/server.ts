@@ -7,6 +7,7 @@ import { MemoryStore } from './store/memory/memory-store.js';
 import { TcpTransport } from './transport/tcp.js';
 import { TlsTransport } from './transport/tls.js';
 import type { Listener, ListenOptions, Transport } from './transport/transport.js';
+import { WebSocketTransport } from './transport/ws.js';
 
 /** Everything `createBroker` accepts; every field is optional. */
 export interface CicadaOptions extends Partial<Omit<BrokerOptions, 'store'>> {
@@ -39,7 +40,11 @@ type EventListener<E extends EventName> = (...args: BrokerEvents[E]) => void;
 export class Cicada {
   readonly broker: Broker;
   private readonly mqtt: ReturnType<typeof mqttHandler>;
-  private readonly transports: Transport[] = [new TcpTransport(), new TlsTransport()];
+  private readonly transports: Transport[] = [
+    new TcpTransport(),
+    new TlsTransport(),
+    new WebSocketTransport(),
+  ];
   private readonly bound: Listener[] = [];
   private starting: Promise<void> | undefined;
 
