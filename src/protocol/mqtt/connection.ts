@@ -1,6 +1,11 @@
 import type { Duplex } from 'node:stream';
 import type { Broker } from '../../broker/broker.js';
-import type { ClientInfo, ClientLink, ServerDisconnectReason } from '../../broker/hooks.js';
+import type {
+  ClientInfo,
+  ClientLink,
+  EnhancedAuthentication,
+  ServerDisconnectReason,
+} from '../../broker/hooks.js';
 import type { Session } from '../../broker/session.js';
 import {
   encode,
@@ -16,6 +21,7 @@ import {
 import type { ConnectionInfo } from '../../transport/transport.js';
 import { drainDeliveries, handleDeliveryAck } from './delivery.js';
 import { ProtocolViolation, serverDisconnectCode } from './errors.js';
+import { type AuthExchange, handleAuth } from './handle-auth.js';
 import { handleConnect } from './handle-connect.js';
 import { handlePublish, handlePubrel } from './handle-publish.js';
 import { handleSubscribe, handleUnsubscribe } from './handle-subscribe.js';
@@ -47,6 +53,10 @@ export class MqttConnection implements ClientLink {
   problemInformation = true;
   /** Session Expiry Interval given in CONNECT: 0 forbids a non-zero one at DISCONNECT (MQTT-3.14.2-2). */
   connectExpiryInterval = 0;
+  /** The enhanced authentication the client connected with: re-authentication uses its method (MQTT-4.12.1-1). */
+  enhancedAuth: EnhancedAuthentication | undefined;
+  /** An AUTH exchange in progress (MQTT 4.12): the CONNECT's, or a re-authentication. */
+  authExchange: AuthExchange | undefined;
   readonly inboundAliases = new Map<number, string>();
   outboundAliases = new OutboundAliases(0);
   /** Inbound QoS 1 publishes whose PUBACK waits on the store; with the session's unreleased QoS 2 ids, bounded by our Receive Maximum (MQTT-3.3.4-9). */
@@ -61,6 +71,7 @@ export class MqttConnection implements ClientLink {
   /** A decoding error met while earlier packets were still being handled. */
   private deferredError: unknown;
   private lastActivity = Date.now();
+  private readonly openedAt = this.lastActivity;
   /** Idle time allowed before the connection is closed: the connect timeout, then 1.5x Keep Alive. */
   private idleLimit: number;
   private drainScheduled = false;
@@ -151,6 +162,11 @@ export class MqttConnection implements ClientLink {
     if (this.state === 'closed') return;
     if (this.state !== 'connected') {
       if (packet.type === 'connect' && this.state === 'awaiting-connect') return handleConnect(this, packet);
+      // MQTT 4.12: while the CONNECT's authentication exchange goes on, only AUTH and DISCONNECT.
+      if (this.authExchange !== undefined && packet.type === 'auth') return handleAuth(this, packet);
+      if (this.authExchange !== undefined && packet.type === 'disconnect') {
+        return this.handleDisconnect(packet.reasonCode ?? 0, packet.properties);
+      }
       // MQTT-3.1.0-1: nothing before CONNECT; nothing else while it is processed.
       throw new ProtocolViolation(ReasonCode.ProtocolError, `${packet.type.toUpperCase()} before CONNACK`);
     }
@@ -172,6 +188,8 @@ export class MqttConnection implements ClientLink {
       case 'pingreq':
         this.send({ type: 'pingresp' });
         return;
+      case 'auth':
+        return handleAuth(this, packet);
       case 'disconnect':
         this.handleDisconnect(packet.reasonCode ?? 0, packet.properties);
         return;
@@ -179,7 +197,7 @@ export class MqttConnection implements ClientLink {
         // MQTT-3.1.0-2: a second CONNECT is a protocol violation.
         throw new ProtocolViolation(ReasonCode.ProtocolError, 'second CONNECT on one connection');
       default:
-        // AUTH without an authentication method, or a packet only a server sends.
+        // A packet only a server sends.
         throw new ProtocolViolation(
           ReasonCode.ProtocolError,
           `unexpected ${packet.type.toUpperCase()} from a client`,
@@ -213,7 +231,9 @@ export class MqttConnection implements ClientLink {
    * memory per idle connection than a timer each.
    */
   checkIdle(now: number): void {
-    if (this.idleLimit === 0 || now - this.lastActivity < this.idleLimit) return;
+    // Until CONNACK the connect timeout counts from the start: it bounds any AUTH exchange too.
+    const since = this.state === 'connected' ? this.lastActivity : this.openedAt;
+    if (this.idleLimit === 0 || now - since < this.idleLimit) return;
     if (this.state === 'connected') this.close('keep-alive-timeout');
     else this.teardown('connect-timeout', false);
   }

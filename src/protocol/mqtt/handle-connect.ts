@@ -1,17 +1,34 @@
 import { randomBytes } from 'node:crypto';
 import type { ConnectRequest } from '../../broker/broker.js';
-import type { ClientInfo } from '../../broker/hooks.js';
+import type { ClientInfo, EnhancedAuthentication } from '../../broker/hooks.js';
 import type { MessageProperties } from '../../broker/message.js';
 import { NEVER_EXPIRES, type SessionWill } from '../../broker/session.js';
 import { type ConnectPacket, MAX_PACKET_SIZE, type Properties, ReasonCode } from '../../codec/mqtt/index.js';
 import type { MqttConnection } from './connection.js';
 import { resendInflight } from './delivery.js';
 import { connackCode, connectRefusalCode } from './errors.js';
+import { beginAuthentication } from './handle-auth.js';
 import { OutboundAliases } from './topic-aliases.js';
 
+/** What a CONNECT settled before the session is asked for. */
+interface AcceptedConnect {
+  readonly packet: ConnectPacket;
+  readonly clientId: string;
+  readonly assigned: boolean;
+  readonly keepAlive: number;
+  readonly requestedExpiry: number;
+  readonly client: ClientInfo;
+}
+
+/** A successful enhanced authentication, with the final data the CONNACK carries to the client. */
+interface Authenticated extends EnhancedAuthentication {
+  readonly data?: Buffer;
+}
+
 /**
- * CONNECT (MQTT 3.1): validate, take the client's limits, ask the broker for a session,
- * answer CONNACK, then resend what was in flight and start delivering.
+ * CONNECT (MQTT 3.1): validate, take the client's limits, run the enhanced authentication
+ * exchange if the client asked for one (MQTT 4.12), ask the broker for a session, answer
+ * CONNACK, then resend what was in flight and start delivering.
  */
 export async function handleConnect(conn: MqttConnection, packet: ConnectPacket): Promise<void> {
   conn.state = 'connecting';
@@ -19,12 +36,7 @@ export async function handleConnect(conn: MqttConnection, packet: ConnectPacket)
   const version = packet.protocolVersion;
   const props = packet.properties;
 
-  // Steps that refuse the connection answer CONNACK with a code and close.
-  const refuse = (reasonCode: number): void => {
-    conn.send({ type: 'connack', sessionPresent: false, reasonCode: connackCode(reasonCode, version) });
-    conn.teardown(`refused: 0x${reasonCode.toString(16)}`, false);
-    conn.stream.end();
-  };
+  const refuse = (reasonCode: number): void => refuseConnect(conn, reasonCode);
 
   // 1. The client identifier (MQTT 3.1.3.1).
   let clientId = packet.clientId;
@@ -48,11 +60,6 @@ export async function handleConnect(conn: MqttConnection, packet: ConnectPacket)
     refuse(ReasonCode.RetainNotSupported);
     return;
   }
-  if (props?.authenticationMethod !== undefined) {
-    // Enhanced authentication is not offered yet (MQTT 4.12: answer Bad authentication method).
-    refuse(ReasonCode.BadAuthenticationMethod);
-    return;
-  }
 
   // 3. The client's limits on what we send it (MQTT 3.1.2.11).
   conn.clientReceiveMaximum = props?.receiveMaximum ?? 65_535;
@@ -67,7 +74,6 @@ export async function handleConnect(conn: MqttConnection, packet: ConnectPacket)
       ? conn.options.serverKeepAlive
       : packet.keepAlive;
 
-  // 4. The session, through the broker (authentication, takeover, resumption).
   // A verified client certificate names the user, whatever CONNECT says (TLS `usernameFrom`).
   const username = conn.info.certificate?.username ?? packet.username;
   const client: ClientInfo = {
@@ -83,6 +89,47 @@ export async function handleConnect(conn: MqttConnection, packet: ConnectPacket)
     keepAlive,
     connectedAt: Date.now(),
   };
+  const accepted: AcceptedConnect = { packet, clientId, assigned, keepAlive, requestedExpiry, client };
+
+  // 4. Enhanced authentication first, if asked for: the CONNACK waits for its outcome (MQTT 4.12).
+  const method = props?.authenticationMethod;
+  if (method === undefined) return completeConnect(conn, accepted, undefined);
+  const offered = await beginAuthentication(conn, method, props?.authenticationData, client, (step) => {
+    if (step.status === 'failure') return refuse(connectRefusalCode(step.refusal));
+    const { username, data } = step;
+    return completeConnect(conn, accepted, {
+      method,
+      ...(username === undefined ? {} : { username }),
+      ...(data === undefined ? {} : { data }),
+    });
+  });
+  // MQTT-4.12.0-1: a method the server does not offer.
+  if (!offered) refuse(ReasonCode.BadAuthenticationMethod);
+}
+
+/** Answers CONNACK with a refusal and closes (MQTT-3.2.2-7). */
+function refuseConnect(conn: MqttConnection, reasonCode: number): void {
+  conn.send({ type: 'connack', sessionPresent: false, reasonCode: connackCode(reasonCode, conn.version) });
+  conn.teardown(`refused: 0x${reasonCode.toString(16)}`, false);
+  conn.stream.end();
+}
+
+/** The session through the broker (authentication, takeover, resumption), CONNACK and deliveries. */
+async function completeConnect(
+  conn: MqttConnection,
+  accepted: AcceptedConnect,
+  authenticated: Authenticated | undefined,
+): Promise<void> {
+  const { packet, clientId, assigned, keepAlive, requestedExpiry } = accepted;
+  const version = packet.protocolVersion;
+  // The client is known by the name its authentication proved, if the method names one.
+  const provenName = authenticated?.username;
+  const client: ClientInfo =
+    provenName === undefined ? accepted.client : { ...accepted.client, username: provenName };
+  const enhancedAuthentication: EnhancedAuthentication | undefined =
+    authenticated === undefined
+      ? undefined
+      : { method: authenticated.method, ...(provenName === undefined ? {} : { username: provenName }) };
   const request: ConnectRequest = {
     clientId,
     clean: packet.clean,
@@ -91,6 +138,7 @@ export async function handleConnect(conn: MqttConnection, packet: ConnectPacket)
     ...(packet.username === undefined ? {} : { username: packet.username }),
     ...(packet.password === undefined ? {} : { password: packet.password }),
     client,
+    ...(enhancedAuthentication === undefined ? {} : { enhancedAuthentication }),
   };
   const outcome = await conn.broker.connect(request, conn);
   if (conn.closed) {
@@ -100,11 +148,12 @@ export async function handleConnect(conn: MqttConnection, packet: ConnectPacket)
     return;
   }
   if (!outcome.ok) {
-    refuse(connectRefusalCode(outcome.refusal));
+    refuseConnect(conn, connectRefusalCode(outcome.refusal));
     return;
   }
   conn.session = outcome.session;
   conn.client = client;
+  conn.enhancedAuth = enhancedAuthentication;
   conn.state = 'connected';
 
   // 5. CONNACK, advertising what this server supports (MQTT 3.2.2.3).
@@ -114,7 +163,12 @@ export async function handleConnect(conn: MqttConnection, packet: ConnectPacket)
     reasonCode: 0,
     properties:
       version === 5
-        ? connackProperties(conn, packet, { clientId, assigned, keepAlive, expiry: outcome.expiryInterval })
+        ? connackProperties(
+            conn,
+            packet,
+            { clientId, assigned, keepAlive, expiry: outcome.expiryInterval },
+            authenticated,
+          )
         : undefined,
   });
   conn.startKeepAlive(keepAlive);
@@ -165,6 +219,7 @@ function connackProperties(
   conn: MqttConnection,
   packet: ConnectPacket,
   granted: { clientId: string; assigned: boolean; keepAlive: number; expiry: number },
+  authenticated: Authenticated | undefined,
 ): Properties {
   const { options, broker } = conn;
   const props: Properties = {};
@@ -181,6 +236,11 @@ function connackProperties(
   props.wildcardSubscriptionAvailable = broker.options.wildcardSubscriptionsAvailable;
   props.subscriptionIdentifierAvailable = broker.options.subscriptionIdentifiersAvailable;
   props.sharedSubscriptionAvailable = broker.options.sharedSubscriptionsAvailable;
+  if (authenticated !== undefined) {
+    // MQTT-4.12.0-5: a successful CONNACK names the method, with the server's final data.
+    props.authenticationMethod = authenticated.method;
+    if (authenticated.data !== undefined) props.authenticationData = authenticated.data;
+  }
   if (packet.properties?.requestResponseInformation) {
     props.responseInformation = options.responseInformation.replaceAll('%c', granted.clientId);
   }
