@@ -7,8 +7,10 @@ import type {
   ClientInfo,
   ClientLink,
   ConnectRefusal,
+  DeliveryGuard,
   DropReason,
   EnhancedAuthentication,
+  SubscribeAuthorization,
 } from './hooks.js';
 import {
   isExpired,
@@ -20,6 +22,7 @@ import {
 import {
   parseSharedFilter,
   pickMember,
+  readableTopics,
   type ShareGroup,
   type Subscriber,
   type Subscription,
@@ -268,6 +271,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.state !== 'running') return { ok: false, refusal: 'server-unavailable' };
     const refusal = await this.authenticate(request);
     if (refusal !== undefined) return { ok: false, refusal };
+    const will = await this.authorizeWill(request);
     if (this.state !== 'running') return { ok: false, refusal: 'server-unavailable' };
 
     const expiryInterval = Math.min(request.expiryInterval, this.options.maxSessionExpiryInterval);
@@ -296,14 +300,74 @@ export class Broker extends EventEmitter<BrokerEvents> {
     session.expiryTimer = undefined;
     session.pendingWill = undefined;
     session.expiryInterval = expiryInterval;
-    session.will = request.will;
+    session.will = will;
     session.link = link;
     session.client = request.client;
     session.disconnectedAt = undefined;
     if (session.persistent) this.saveRecord(session);
     else if (this.stored.has(session)) this.forget(session);
+    if (sessionPresent && this.hooks.authorizeSubscribe !== undefined && session.subscriptions.size > 0) {
+      await this.reauthorize(session, request.client);
+    }
     this.emit('clientConnected', request.client, sessionPresent);
     return { ok: true, session, sessionPresent, expiryInterval };
+  }
+
+  /**
+   * The will is authorized when the client connects (MQTT-3.1.2-8 lets the server refuse to
+   * publish it): once the client is gone, a delayed will or one left from a restart is published
+   * with no client to ask about. A will the client may not publish is dropped, not refused.
+   */
+  private async authorizeWill(request: ConnectRequest): Promise<SessionWill | undefined> {
+    const { will } = request;
+    const hook = this.hooks.authorizePublish;
+    if (will === undefined || hook === undefined) return will;
+    let allowed = false;
+    try {
+      allowed = await hook(request.client, will.message);
+    } catch (error) {
+      this.options.onError(error);
+    }
+    if (allowed) return will;
+    this.emit('dropped', will.message, request.clientId, 'not-authorized');
+    return undefined;
+  }
+
+  /**
+   * A resumed session's subscriptions are authorized again for the client now connecting (the
+   * ACL or the client's identity may have changed, and guards are not persisted): refused ones
+   * are removed, guards attached, and queued messages the client may no longer read dropped.
+   * A hook failure guards the subscription with "nothing" for this connection, keeping it stored.
+   */
+  private async reauthorize(session: Session, client: ClientInfo): Promise<void> {
+    const hook = this.hooks.authorizeSubscribe!;
+    let changed = false;
+    let removed = false;
+    for (const subscription of [...session.subscriptions.values()]) {
+      let decision: SubscribeAuthorization;
+      try {
+        decision = await hook(client, subscription.filter, subscription.options);
+      } catch (error) {
+        this.options.onError(error);
+        decision = refuseAll;
+      }
+      if (session.subscriptions.get(subscription.filter) !== subscription) continue;
+      if (decision === false) {
+        this.removeSubscription(session, subscription);
+        this.emit('unsubscribed', client, subscription.filter);
+        removed = true;
+      } else {
+        subscription.guard = decision === true ? undefined : decision;
+      }
+      if (decision !== true) changed = true;
+    }
+    if (changed) {
+      const readable = readableTopics(session.subscriptions.values());
+      for (const delivery of session.removeQueued((d) => !readable(d.message.topic))) {
+        this.discard(session, delivery, 'not-authorized');
+      }
+    }
+    if (removed && session.persistent) this.saveRecord(session);
   }
 
   private async authenticate(request: ConnectRequest): Promise<ConnectRefusal | undefined> {
@@ -435,7 +499,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       const resendable = delivery.qos === 1 || (delivery.qos === 2 && delivery.packetId === undefined);
       if (delivery.shareKey !== undefined && resendable) {
         const group = this.groups.get(delivery.shareKey);
-        const member = group && pickMember(group, session);
+        const member = group && pickMember(group, delivery.message.topic, session);
         if (member !== undefined && group !== undefined) {
           this.deliverToMember(member, delivery.message, group.key);
           continue;
@@ -515,7 +579,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     targets.length = 0;
     for (let i = 0; i < groupHits.length; i++) {
       const group = groupHits[i]!;
-      const member = pickMember(group);
+      const member = pickMember(group, message.topic);
       if (member === undefined) continue;
       if (member.options.noLocal && message.origin === member.session.clientId) continue;
       this.deliverToMember(member, message, group.key);
@@ -537,6 +601,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const { session, options } = subscriber;
     // MQTT-3.8.3-3: No Local.
     if (options.noLocal && this.routing!.origin === session.clientId) return;
+    // Authorization allowed this filter only in part: the guard says whether this topic is readable.
+    if (subscriber.guard !== undefined && !subscriber.guard(this.routing!.topic)) return;
     if (session.routeEpoch !== epoch) {
       session.routeEpoch = epoch;
       session.routeQoS = options.qos;
@@ -730,23 +796,24 @@ export class Broker extends EventEmitter<BrokerEvents> {
         continue;
       }
       const hook = this.hooks.authorizeSubscribe;
+      let decision: SubscribeAuthorization = true;
       if (hook !== undefined && client !== undefined) {
-        let allowed: boolean;
         try {
-          allowed = await hook(client, request.filter, request.options);
+          decision = await hook(client, request.filter, request.options);
         } catch (error) {
           this.options.onError(error);
           results.push({ ok: false, refusal: 'unspecified', request });
           continue;
         }
-        if (!allowed) {
+        if (decision === false) {
           results.push({ ok: false, refusal: 'not-authorized', request });
           continue;
         }
       }
       const qos = Math.min(request.options.qos, this.options.maximumQoS) as QoS;
       const options = { ...request.options, qos };
-      const isNew = this.addSubscription(session, request.filter, options);
+      const guard = decision === true ? undefined : decision;
+      const isNew = this.addSubscription(session, request.filter, options, guard);
       results.push({ ok: true, qos, isNew, request: { filter: request.filter, options } });
       if (client !== undefined) this.emit('subscribed', client, request.filter, options);
     }
@@ -779,12 +846,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
       const { filter, options } = result.request;
       if (options.retainHandling === 2 || (options.retainHandling === 1 && !result.isNew)) continue;
       if (parseSharedFilter(filter) !== undefined) continue;
+      const guard = session.subscriptions.get(filter)?.guard;
       const expired: string[] = [];
       this.retained.match(filter, (message) => {
         if (isExpired(message, now)) {
           expired.push(message.topic);
           return;
         }
+        if (guard !== undefined && !guard(message.topic)) return;
         this.deliver(
           session,
           message,
@@ -813,13 +882,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return results;
   }
 
-  private addSubscription(session: Session, filter: string, options: SubscriptionOptions): boolean {
+  private addSubscription(
+    session: Session,
+    filter: string,
+    options: SubscriptionOptions,
+    guard?: DeliveryGuard,
+  ): boolean {
     const existing = session.subscriptions.get(filter);
     if (existing !== undefined) {
       existing.options = options;
+      existing.guard = guard;
       return false;
     }
-    const subscription: Subscription = { kind: 'direct', filter, session, options };
+    // `guard` always present, so every subscription has one shape on the routing path.
+    const subscription: Subscription = { kind: 'direct', filter, session, options, guard };
     session.subscriptions.set(filter, subscription);
     const shared = parseSharedFilter(filter);
     if (shared === undefined) {
@@ -889,3 +965,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
 }
 
 function noop(): void {}
+
+/** The guard of a subscription whose authorization failed: nothing is delivered through it. */
+function refuseAll(): boolean {
+  return false;
+}

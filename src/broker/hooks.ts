@@ -109,6 +109,15 @@ export interface AuthConversation {
   step(data: Buffer | undefined): Promise<AuthStep>;
 }
 
+/**
+ * Decides, per message routed through a subscription, whether its client may receive it (the
+ * topic matches the subscription's filter). Synchronous and cheap: it runs on the delivery path.
+ */
+export type DeliveryGuard = (topic: string) => boolean;
+
+/** What `authorizeSubscribe` answers: refuse, allow, or allow with a per-message guard. */
+export type SubscribeAuthorization = boolean | DeliveryGuard;
+
 /** `true` accepts, `false` refuses as bad credentials, or a refusal names the reason. */
 export type AuthenticationResult = boolean | { refuse: ConnectRefusal };
 
@@ -121,12 +130,17 @@ export interface BrokerHooks {
   authenticate?(request: AuthenticationRequest): AuthenticationResult | Promise<AuthenticationResult>;
   /** Decides whether a client may publish a message (retained and will messages included). */
   authorizePublish?(client: ClientInfo, message: Message): boolean | Promise<boolean>;
-  /** Decides whether a client may subscribe to a filter (the full filter, `$share/...` included). */
+  /**
+   * Decides whether a client may subscribe to a filter (the full filter, `$share/...` included):
+   * `true`, `false`, or a guard that allows the subscription but checks each message it would
+   * deliver (for filters only partly readable). Also asked again for a resumed session's
+   * subscriptions when its client reconnects.
+   */
   authorizeSubscribe?(
     client: ClientInfo,
     filter: string,
     options: SubscriptionOptions,
-  ): boolean | Promise<boolean>;
+  ): SubscribeAuthorization | Promise<SubscribeAuthorization>;
   /**
    * Observes or transforms every publish before it is routed: return a replacement
    * message, `null` to drop it, or nothing to keep it as it is. Synchronous: it is on the hot path.

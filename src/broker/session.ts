@@ -126,6 +126,18 @@ export class Session {
     else this.queue.unshift(delivery);
   }
 
+  /** Removes the queued (not yet sent) deliveries `drop` picks and returns them; order is kept. */
+  removeQueued(drop: (delivery: QueuedDelivery) => boolean): QueuedDelivery[] {
+    const kept: QueuedDelivery[] = [];
+    const dropped: QueuedDelivery[] = [];
+    for (const delivery of this.queued()) (drop(delivery) ? dropped : kept).push(delivery);
+    if (dropped.length > 0) {
+      this.queue = kept;
+      this.queueHead = 0;
+    }
+    return dropped;
+  }
+
   /** Every queued (not yet sent) delivery, oldest first. */
   queued(): QueuedDelivery[] {
     return this.queue.slice(this.queueHead);
