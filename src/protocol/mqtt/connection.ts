@@ -18,12 +18,14 @@ import {
   ReasonCode,
   reasonCodeName,
 } from '../../codec/mqtt/index.js';
+import type { MemoryWatch } from '../../limits/memory-watch.js';
+import { PublishThrottle } from '../../limits/publish-throttle.js';
 import type { ConnectionInfo } from '../../transport/transport.js';
-import { drainDeliveries, handleDeliveryAck } from './delivery.js';
+import { drainDeliveries, handleDeliveryAck, overSoftLimit } from './delivery.js';
 import { ProtocolViolation, serverDisconnectCode } from './errors.js';
 import { type AuthExchange, handleAuth } from './handle-auth.js';
 import { handleConnect } from './handle-connect.js';
-import { handlePublish, handlePubrel } from './handle-publish.js';
+import { handlePublish, handlePubrel, handleThrottledPublish } from './handle-publish.js';
 import { handleSubscribe, handleUnsubscribe } from './handle-subscribe.js';
 import type { MqttOptions } from './options.js';
 import { OutboundAliases } from './topic-aliases.js';
@@ -64,6 +66,16 @@ export class MqttConnection implements ClientLink {
   /** Acks waiting on earlier ones: PUBACKs go out in PUBLISH order (MQTT-4.6.0-2). */
   ackChain: Promise<void> | undefined;
   pendingAcks = 0;
+  /** ClientLink: 'slow-consumer' while the outbound buffer is over its soft limit (see delivery.ts). */
+  qos0DropReason: ClientLink['qos0DropReason'];
+  /** Outbound bytes buffered beyond which the client is a slow consumer: never below the stream's own mark, so 'drain' follows. */
+  readonly outboundSoftLimit: number;
+  /** Times reads were paused to slow this client's publishing down (rates, memory pressure). */
+  readPauses = 0;
+  /** True while reads are paused by the throttle: idleness is then ours, not the client's. */
+  readsHeld = false;
+  /** Undefined when nothing limits publishing: the read path then costs one check. */
+  private readonly throttle: PublishThrottle | undefined;
 
   private readonly decoder: MqttDecoder;
   private readonly inbox: Packet[] = [];
@@ -90,16 +102,22 @@ export class MqttConnection implements ClientLink {
     readonly info: ConnectionInfo,
     readonly broker: Broker,
     readonly options: MqttOptions,
+    memory?: MemoryWatch,
   ) {
     this.decoder = new MqttDecoder((packet) => this.receive(packet), {
       maxPacketSize: options.maxPacketSize,
     });
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('drain', () => this.wake());
+    stream.on('drain', () => this.drained());
     stream.on('end', () => this.teardown('client-closed', true));
     stream.on('close', () => this.teardown('socket-closed', true));
     stream.on('error', () => this.teardown('socket-error', true));
     this.idleLimit = options.connectTimeout;
+    this.outboundSoftLimit = Math.max(options.outboundSoftLimit, stream.writableHighWaterMark);
+    this.throttle = PublishThrottle.create(
+      { messagesPerSecond: options.maxPublishRate, bytesPerSecond: options.maxPublishBytesRate },
+      memory,
+    );
   }
 
   get closed(): boolean {
@@ -172,7 +190,8 @@ export class MqttConnection implements ClientLink {
     }
     switch (packet.type) {
       case 'publish':
-        return handlePublish(this, packet);
+        if (this.throttle === undefined) return handlePublish(this, packet);
+        return handleThrottledPublish(this, packet, this.throttle);
       case 'puback':
       case 'pubrec':
       case 'pubcomp':
@@ -231,6 +250,11 @@ export class MqttConnection implements ClientLink {
    * memory per idle connection than a timer each.
    */
   checkIdle(now: number): void {
+    // Reads paused by the throttle: the client may well be sending, we are not listening.
+    if (this.readsHeld) {
+      this.lastActivity = now;
+      return;
+    }
     // Until CONNACK the connect timeout counts from the start: it bounds any AUTH exchange too.
     const since = this.state === 'connected' ? this.lastActivity : this.openedAt;
     if (this.idleLimit === 0 || now - since < this.idleLimit) return;
@@ -256,7 +280,9 @@ export class MqttConnection implements ClientLink {
       this.stream.cork();
       process.nextTick(this.uncork);
     }
-    return this.stream.write(bytes);
+    this.stream.write(bytes);
+    // True while the client keeps up; false once it is a slow consumer (see delivery.ts).
+    return this.stream.writableLength <= this.outboundSoftLimit || overSoftLimit(this);
   }
 
   /** Deliveries waiting in `writeAfter`. */
@@ -296,6 +322,20 @@ export class MqttConnection implements ClientLink {
     if (this.drainScheduled || this.state !== 'connected') return;
     this.drainScheduled = true;
     process.nextTick(this.drainNow);
+  }
+
+  /** The client read everything we wrote: no longer a slow consumer. */
+  private drained(): void {
+    this.qos0DropReason = undefined;
+    this.wake();
+  }
+
+  /** Closes a client that stopped reading while its outbound buffer grew past the hard limit. */
+  closeOverloaded(): void {
+    if (this.state === 'closed') return;
+    this.disconnectWith(ReasonCode.QuotaExceeded, 'outbound buffer over its limit: not reading');
+    this.teardown('slow-consumer', true);
+    this.stream.end();
   }
 
   /** Strips reason strings and user properties the client asked not to get (MQTT-3.1.2-29). */

@@ -27,13 +27,38 @@ function templateFor(message: Message): PublishTemplate {
 const variant: PublishVariant = { qos: 0 };
 
 /**
+ * Slow consumers: each connection's unsent bytes (`stream.writableLength`) are bounded.
+ *
+ * - Below `outboundSoftLimit` (never less than the stream's own high-water mark) deliveries
+ *   move from the session queue to the socket as flow control allows.
+ * - Above it the client is a slow consumer: QoS 1/2 deliveries stay in the session queue
+ *   (bounded by `maxQueuedMessages`, as for an offline client) and QoS 0 deliveries to it are
+ *   dropped as they are routed (the `dropped` event, reason 'slow-consumer'): QoS 0 may be
+ *   lost (MQTT 4.3.1), and queueing it for a client that cannot keep up only costs memory.
+ *   When the socket has written everything out ('drain') normal delivery resumes.
+ * - Above `outboundHardLimit` (only a client that stopped reading gets there: acknowledgements
+ *   of its own publishes, PINGRESPs and one last large delivery still go out) the connection is
+ *   closed with DISCONNECT 0x97 Quota exceeded, so no client can hold the broker's memory.
+ *
+ * Called by the connection when a write took the buffer over the soft limit; returns false.
+ */
+export function overSoftLimit(conn: MqttConnection): false {
+  conn.qos0DropReason = 'slow-consumer';
+  if (conn.stream.writableLength > conn.options.outboundHardLimit && !conn.closed) {
+    // Not from inside the write: the caller may be in the middle of a delivery loop.
+    process.nextTick(() => conn.closeOverloaded());
+  }
+  return false;
+}
+
+/**
  * Sends queued deliveries until the queue is empty, the in-flight window is full
- * (the client's Receive Maximum, MQTT-4.9.0-2, and our own cap) or the socket asks us to wait.
+ * (the client's Receive Maximum, MQTT-4.9.0-2, and our own cap) or the client is a slow
+ * consumer (see `overSoftLimit`).
  */
 export function drainDeliveries(conn: MqttConnection): void {
   const session = conn.session!;
-  const stream = conn.stream;
-  if (stream.writableNeedDrain) return;
+  if (conn.qos0DropReason !== undefined) return;
   const window = Math.min(conn.clientReceiveMaximum, conn.options.maxInflightMessages);
   const now = Date.now();
   for (;;) {

@@ -1,5 +1,7 @@
 import type { Message } from '../../broker/message.js';
 import { type PublishPacket, type PubrelPacket, ReasonCode } from '../../codec/mqtt/index.js';
+import type { PublishThrottle } from '../../limits/publish-throttle.js';
+import { describeTopicFault, topicFault } from '../../limits/topic-limits.js';
 import type { MqttConnection } from './connection.js';
 import { ProtocolViolation } from './errors.js';
 import { messageProperties } from './handle-connect.js';
@@ -12,6 +14,15 @@ import { messageProperties } from './handle-connect.js';
 export function handlePublish(conn: MqttConnection, packet: PublishPacket): void | Promise<void> {
   const session = conn.session!;
   const { qos } = packet;
+  // The topic as sent: one set for an alias is checked here, so its later uses need not be.
+  if (packet.topic.length > 0) {
+    const { maxTopicLength, maxTopicLevels } = conn.options;
+    const fault = topicFault(packet.topic, maxTopicLength, maxTopicLevels);
+    if (fault !== undefined) {
+      refuseTopic(conn, packet, describeTopicFault(fault, maxTopicLength, maxTopicLevels));
+      return;
+    }
+  }
   const topic = resolveTopic(conn, packet);
   checkCapabilities(conn, packet);
 
@@ -121,6 +132,45 @@ function refuse(conn: MqttConnection, packet: PublishPacket): void {
   acknowledge(conn, undefined, packet.qos, () =>
     conn.send({ type, packetId: packet.packetId!, reasonCode, properties }),
   );
+}
+
+/**
+ * A topic over the configured length or depth. MQTT 5, QoS 1/2: PUBACK/PUBREC 0x90 Topic Name
+ * invalid, and the connection goes on: the client learns which message failed. MQTT 5, QoS 0:
+ * there is no acknowledgement to carry the refusal and a silent drop would hide the fault, so
+ * DISCONNECT 0x90. MQTT 3.1.1 has no refusal codes, and acknowledging would claim the message
+ * was accepted: the connection is closed.
+ */
+function refuseTopic(conn: MqttConnection, packet: PublishPacket, reason: string): void {
+  if (conn.version < 5 || packet.qos === 0) throw new ProtocolViolation(ReasonCode.TopicNameInvalid, reason);
+  const type = packet.qos === 1 ? 'puback' : 'pubrec';
+  const properties = conn.ackProperties({ reasonString: reason });
+  // A PUBREC with a failure code ends the QoS 2 exchange: the packet id is not held (MQTT 4.3.3).
+  acknowledge(conn, undefined, packet.qos, () =>
+    conn.send({ type, packetId: packet.packetId!, reasonCode: ReasonCode.TopicNameInvalid, properties }),
+  );
+}
+
+/**
+ * A PUBLISH from a client whose publishing is limited (rates, memory pressure): handled at
+ * once, then reading pauses for as long as the throttle says. The pause pushes back through
+ * TCP to the client: it is slowed down, and none of its QoS 1/2 messages is dropped.
+ */
+export function handleThrottledPublish(
+  conn: MqttConnection,
+  packet: PublishPacket,
+  throttle: PublishThrottle,
+): void | Promise<void> {
+  const handled = handlePublish(conn, packet);
+  const wait = throttle.charge(packet.topic.length + packet.payload.length);
+  if (wait === undefined) return handled;
+  conn.readPauses++;
+  conn.readsHeld = true;
+  conn.stream.pause();
+  const resumed = wait.then(() => {
+    conn.readsHeld = false;
+  });
+  return handled === undefined ? resumed : Promise.all([handled, resumed]).then(() => {});
 }
 
 /**

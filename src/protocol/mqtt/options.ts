@@ -19,8 +19,34 @@ export interface MqttOptions {
   responseInformation: string;
   /** Accept an empty client id from a clean-session client and assign one (MQTT-3.1.3-6). Default true. */
   allowZeroLengthClientId: boolean;
+  /**
+   * PUBLISH packets a second one client may send, sustained (one second's worth in a burst);
+   * beyond it the broker stops reading from the client until its bucket refills: slowed
+   * down, never dropped. 0: unlimited (the default; producers differ too much for one figure).
+   */
+  maxPublishRate: number;
+  /** Bytes (topic and payload) a second one client may publish, enforced like `maxPublishRate`. 0: unlimited. */
+  maxPublishBytesRate: number;
+  /** Subscriptions one session may hold; a SUBSCRIBE beyond it is refused per filter (0x97). 0: unlimited. Default 10 000. */
+  maxSubscriptionsPerClient: number;
+  /** Longest topic name or filter accepted, in UTF-8 bytes. Default 4096. */
+  maxTopicLength: number;
+  /** Most levels (`/`-separated parts) in a topic name or filter. Default 128. */
+  maxTopicLevels: number;
+  /**
+   * Unsent bytes a connection may buffer (never less than its stream's high-water mark) before
+   * the client counts as a slow consumer: QoS 1/2 deliveries then wait in the session queue and
+   * QoS 0 deliveries to it are dropped, until the buffer drains. Default 1 MiB.
+   */
+  outboundSoftLimit: number;
+  /**
+   * Unsent bytes at which a connection that does not read is closed (DISCONNECT 0x97). Keep it
+   * above `outboundSoftLimit` plus the largest message delivered. Default 8 MiB.
+   */
+  outboundHardLimit: number;
 }
 
+/** The defaults of every MQTT setting. */
 export const DEFAULT_MQTT_OPTIONS: MqttOptions = {
   maxPacketSize: 1024 * 1024,
   receiveMaximum: 1024,
@@ -29,4 +55,11 @@ export const DEFAULT_MQTT_OPTIONS: MqttOptions = {
   connectTimeout: 10_000,
   responseInformation: 'response/%c',
   allowZeroLengthClientId: true,
+  maxPublishRate: 0,
+  maxPublishBytesRate: 0,
+  maxSubscriptionsPerClient: 10_000,
+  maxTopicLength: 4096,
+  maxTopicLevels: 128,
+  outboundSoftLimit: 1024 * 1024,
+  outboundHardLimit: 8 * 1024 * 1024,
 };
