@@ -1,4 +1,5 @@
-import { isIPv4, isIPv6, type Socket } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /**
  * The PROXY protocol (HAProxy's proxy-protocol.txt, versions 1 and 2): a load balancer in
@@ -169,11 +170,11 @@ function parseV2(bytes: Buffer): ProxyHeaderParse {
 }
 
 /**
- * Reads a PROXY protocol header from the start of `socket`, puts the bytes after it back
- * (`unshift`), and resolves with it. A malformed or oversized header, or none complete
+ * Reads a PROXY protocol header from the start of `socket` (any byte stream, a TCP socket in
+ * practice), puts the bytes after it back (`unshift`), and resolves with it. A malformed or oversized header, or none complete
  * within `timeoutMs`, destroys this socket and rejects; nothing else is affected.
  */
-export function readProxyHeader(socket: Socket, timeoutMs: number): Promise<ProxyHeader> {
+export function readProxyHeader(socket: Duplex, timeoutMs: number): Promise<ProxyHeader> {
   return new Promise((resolve, reject) => {
     let received: Buffer = Buffer.alloc(0);
     const finish = (): void => {
