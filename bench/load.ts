@@ -53,19 +53,21 @@
  * bench/aedes-server.ts; Mosquitto from a generated config (persistence off unless
  * `--mosquitto-persistence`).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseFlags, parseOrExit, selectBrokers } from './lib/args.js';
 import {
   AEDES_SERVER,
+  ALL_BROKERS,
+  aedesVersion,
+  type BrokerName,
   BrokerProcess,
-  CICADA_MAIN,
+  brokerUnavailable,
   cicadaCommand,
   cicadaConfig,
   freePort,
   HOST,
-  MOSQUITTO,
   makeTempDir,
   mosquittoCommand,
   mosquittoVersion,
@@ -90,9 +92,6 @@ const FD_LIMIT = 20000;
 
 // ---------------------------------------------------------------------------------------------
 // Options
-
-type BrokerName = 'cicada' | 'aedes' | 'mosquitto';
-const ALL_BROKERS: BrokerName[] = ['cicada', 'aedes', 'mosquitto'];
 
 interface Options {
   rounds: number;
@@ -356,23 +355,6 @@ function scenarios(o: Options): Scenario[] {
 
 // ---------------------------------------------------------------------------------------------
 // Brokers
-
-/** Why a broker cannot run here, or undefined when it can. */
-function unavailable(name: BrokerName): string | undefined {
-  switch (name) {
-    case 'cicada':
-      return existsSync(CICADA_MAIN)
-        ? undefined
-        : 'Cicada CLI not built yet (dist/src/cli/main.js is missing): skipped';
-    case 'aedes':
-      if (!existsSync(AEDES_SERVER)) return 'dist/bench/aedes-server.js missing (build first): skipped';
-      return existsSync(join(root, 'node_modules', 'aedes')) ? undefined : 'aedes not installed: skipped';
-    case 'mosquitto':
-      return MOSQUITTO === undefined
-        ? 'mosquitto binary not found (apt-get install mosquitto): skipped'
-        : undefined;
-  }
-}
 
 function brokerCommand(name: BrokerName, o: Options, port: number, dir: string): string[] {
   switch (name) {
@@ -700,15 +682,6 @@ function printSummary(all: { s: Scenario; results: Results }[], brokers: BrokerN
 // ---------------------------------------------------------------------------------------------
 // Main
 
-function aedesVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(join(root, 'node_modules', 'aedes', 'package.json'), 'utf8'));
-    return String(pkg.version);
-  } catch {
-    return 'unknown';
-  }
-}
-
 async function main(): Promise<void> {
   const o = parseOrExit(parseArgs);
   if (!existsSync(join(root, 'dist', 'bench', 'loadgen.js'))) {
@@ -724,7 +697,7 @@ async function main(): Promise<void> {
   console.log(
     `node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}; aedes ${aedesVersion()}, mosquitto ${mosquittoVersion()}`,
   );
-  const brokers = runnable(o.brokers, unavailable);
+  const brokers = runnable(o.brokers, brokerUnavailable);
   const flows = list.filter((s) => s.kind === 'flow').length;
   const idles = list.filter((s): s is IdleScenario => s.kind === 'idle');
   const estimate =

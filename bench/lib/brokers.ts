@@ -188,6 +188,37 @@ export function mosquittoVersion(): string {
   return 'unknown';
 }
 
+/** The installed Aedes's version, or 'unknown'. */
+export function aedesVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(join(root, 'node_modules', 'aedes', 'package.json'), 'utf8'));
+    return String(pkg.version);
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The brokers the benchmarks compare. */
+export type BrokerName = 'cicada' | 'aedes' | 'mosquitto';
+export const ALL_BROKERS: readonly BrokerName[] = ['cicada', 'aedes', 'mosquitto'];
+
+/** Why a broker cannot run here (a note to print), or undefined when it can. */
+export function brokerUnavailable(name: BrokerName): string | undefined {
+  switch (name) {
+    case 'cicada':
+      return existsSync(CICADA_MAIN)
+        ? undefined
+        : 'Cicada CLI not built yet (dist/src/cli/main.js is missing): skipped';
+    case 'aedes':
+      if (!existsSync(AEDES_SERVER)) return 'dist/bench/aedes-server.js missing (build first): skipped';
+      return existsSync(join(root, 'node_modules', 'aedes')) ? undefined : 'aedes not installed: skipped';
+    case 'mosquitto':
+      return MOSQUITTO === undefined
+        ? 'mosquitto binary not found (apt-get install mosquitto): skipped'
+        : undefined;
+  }
+}
+
 /** Writes `config` to `dir`/cicada.json, for Cicada's --config; returns its path. */
 export function cicadaConfig(dir: string, config: object): string {
   const conf = join(dir, 'cicada.json');
