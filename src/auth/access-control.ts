@@ -1,4 +1,5 @@
 import type {
+  AuthConversation,
   AuthenticationRequest,
   AuthenticationResult,
   BrokerHooks,
@@ -45,15 +46,11 @@ export interface AccessControlOptions {
   /** Per-listener overrides, keyed by listener URL. */
   readonly listeners?: ReadonlyMap<string, ListenerAccess>;
   readonly throttle?: FailureThrottle;
+  /** Enhanced authentication methods offered (MQTT 5 AUTH), by name, e.g. `SCRAM-SHA-256`. */
+  readonly methods?: ReadonlyMap<string, (client: ClientInfo) => AuthConversation>;
   onFailure?(failure: AuthFailure): void;
   /** A provider failed unexpectedly (its error becomes a refusal, never a crash). */
   onError?(error: unknown): void;
-}
-
-/** Why a client was let in, as the enhanced-authentication step reports it. */
-export interface EnhancedOutcome {
-  readonly method: string;
-  readonly username?: string;
 }
 
 /**
@@ -67,12 +64,20 @@ export class AccessControl {
   constructor(private readonly options: AccessControlOptions) {}
 
   /** The hooks to give the broker. */
-  hooks(): Required<Pick<BrokerHooks, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'>> {
+  hooks(): Required<
+    Pick<BrokerHooks, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'enhancedAuthentication'>
+  > {
     return {
       authenticate: (request) => this.authenticate(request),
       authorizePublish: (client, message) => this.canPublish(client, message.topic),
       authorizeSubscribe: (client, filter, options) => this.canSubscribe(client, filter, options),
+      enhancedAuthentication: (method, client) => this.options.methods?.get(method)?.(client),
     };
+  }
+
+  /** How many credential providers are configured. */
+  get providerCount(): number {
+    return this.options.providers.length;
   }
 
   /** What authentication learned about a connected client (undefined for anonymous clients). */
@@ -83,7 +88,7 @@ export class AccessControl {
   /** Decides a CONNECT; an already-verified certificate or enhanced authentication counts as credentials. */
   async authenticate(request: AuthenticationRequest): Promise<AuthenticationResult> {
     const { client } = request;
-    const enhanced = (request as { enhanced?: EnhancedOutcome }).enhanced;
+    const enhanced = request.enhancedAuthentication;
     if (enhanced !== undefined) {
       return this.accept(client, {
         provider: enhanced.method,

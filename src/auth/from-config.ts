@@ -1,0 +1,117 @@
+import { readFile } from 'node:fs/promises';
+import type { AclConfig, AuthConfig, ListenerConfig } from '../config/schema.js';
+import { AccessControl, type AuthFailure, type ListenerAccess } from './access-control.js';
+import { Acl, grantAuthorizer } from './acl.js';
+import { HttpAuthProvider } from './http-hook.js';
+import { JwtProvider } from './jwt.js';
+import { LoginThrottle } from './login-throttle.js';
+import { PasswordFileProvider } from './password-file.js';
+import { scramSha256 } from './scram.js';
+import { SCRAM_SHA_256 } from './scram-credential.js';
+import type { Authorizer, AuthProvider } from './types.js';
+
+/** The parts of a configuration access control is made from. */
+export interface AccessConfig {
+  readonly auth: AuthConfig;
+  readonly acl: AclConfig;
+  readonly listeners: readonly ListenerConfig[];
+}
+
+/** Where access control reports what an operator should see. */
+export interface AccessEvents {
+  onFailure?(failure: AuthFailure): void;
+  /** A provider failed, or a file changed on disk and could not be reloaded (the old contents stay). */
+  onError?(error: unknown): void;
+}
+
+/**
+ * Builds access control from the config: providers in the order password file, JWT, HTTP
+ * hook; SCRAM-SHA-256 for password-file users; the ACL file, or (when credentials may carry
+ * their own grants) grant enforcement. Files are read now: a missing or broken one throws.
+ */
+export async function accessControlFromConfig(
+  config: AccessConfig,
+  events: AccessEvents = {},
+): Promise<AccessControl> {
+  const { auth, acl } = config;
+  const providers: AuthProvider[] = [];
+  const onError = (error: unknown): void => events.onError?.(error);
+  let passwords: PasswordFileProvider | undefined;
+  try {
+    if (auth.passwordFile !== '') {
+      passwords = await PasswordFileProvider.open({ file: auth.passwordFile, onError });
+      providers.push(passwords);
+    }
+    const { jwt } = auth;
+    if (jwt.algorithm !== 'none') {
+      providers.push(
+        await JwtProvider.open({
+          algorithm: jwt.algorithm,
+          ...(jwt.secretFile === '' ? {} : { secretFile: jwt.secretFile }),
+          ...(jwt.publicKeyFile === '' ? {} : { publicKeyFile: jwt.publicKeyFile }),
+          ...(jwt.jwksFile === '' ? {} : { jwksFile: jwt.jwksFile }),
+          ...(jwt.issuer === '' ? {} : { issuer: jwt.issuer }),
+          ...(jwt.audience === '' ? {} : { audience: jwt.audience }),
+          ...(jwt.clientIdClaim === '' ? {} : { clientIdClaim: jwt.clientIdClaim }),
+          usernameClaim: jwt.usernameClaim,
+          aclClaim: jwt.aclClaim,
+          leewaySeconds: jwt.leewaySeconds,
+        }),
+      );
+    }
+    if (auth.http.url !== '') {
+      const { http } = auth;
+      const token =
+        http.bearerTokenFile === '' ? undefined : (await readFile(http.bearerTokenFile, 'utf8')).trim();
+      providers.push(
+        new HttpAuthProvider({
+          url: http.url,
+          timeoutMs: http.timeoutMs,
+          failClosed: http.failClosed,
+          allowCacheTtlMs: http.cacheSeconds * 1000,
+          denyCacheTtlMs: http.denyCacheSeconds * 1000,
+          ...(token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } }),
+          onError,
+        }),
+      );
+    }
+    const authorizer: Authorizer | undefined =
+      acl.file !== ''
+        ? await Acl.load(acl.file)
+        : auth.jwt.algorithm !== 'none' || auth.http.url !== ''
+          ? grantAuthorizer()
+          : undefined;
+    const scram = passwords !== undefined && auth.scram ? passwords : undefined;
+    return new AccessControl({
+      providers,
+      ...(authorizer === undefined ? {} : { authorizer }),
+      allowAnonymous: auth.allowAnonymous,
+      listeners: listenerAccess(config.listeners),
+      throttle: new LoginThrottle({
+        freeFailures: auth.throttle.freeFailures,
+        maxDelayMs: auth.throttle.maxDelayMs,
+      }),
+      ...(scram === undefined
+        ? {}
+        : { methods: new Map([[SCRAM_SHA_256, scramSha256((user) => scram.scramCredential(user))]]) }),
+      ...(events.onFailure === undefined ? {} : { onFailure: events.onFailure }),
+      onError,
+    });
+  } catch (error) {
+    for (const provider of providers) provider.close?.();
+    throw error;
+  }
+}
+
+/** Per-listener anonymous access and provider lists, keyed by listener URL as transports report it. */
+function listenerAccess(listeners: readonly ListenerConfig[]): Map<string, ListenerAccess> {
+  const map = new Map<string, ListenerAccess>();
+  for (const listener of listeners) {
+    if (listener.allowAnonymous === undefined && listener.auth === undefined) continue;
+    map.set(new URL(listener.url).toString(), {
+      ...(listener.allowAnonymous === undefined ? {} : { allowAnonymous: listener.allowAnonymous }),
+      ...(listener.auth === undefined ? {} : { providers: listener.auth }),
+    });
+  }
+  return map;
+}

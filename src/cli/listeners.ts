@@ -1,0 +1,65 @@
+import type { CicadaConfig, TlsConfig } from '../config/schema.js';
+import { needsTls } from '../config/security.js';
+import type { ListenOptions, TlsListenOptions } from '../transport/transport.js';
+
+/** One listener to open: its URL and its transport settings. */
+export interface ListenerSpec {
+  readonly url: string;
+  readonly options: ListenOptions;
+}
+
+/** Why the configured listeners cannot be opened (one line), e.g. a TLS URL without a certificate. */
+export class ListenerConfigError extends Error {
+  override readonly name = 'ListenerConfigError';
+}
+
+/**
+ * The listeners to open: every `listen` URL with the shared `tls` settings, then every
+ * `listeners` entry with its own (falling back to the shared certificate when it names none).
+ */
+export function listenerSpecs(config: CicadaConfig): ListenerSpec[] {
+  const specs: ListenerSpec[] = config.listen.map((url) => ({
+    url,
+    options: needsTls(url) ? { tls: tlsOptions(url, config.tls, 'tls') } : {},
+  }));
+  config.listeners.forEach((listener, index) => {
+    const own = listener.tls.cert !== '' || listener.tls.key !== '';
+    const tls = own ? listener.tls : { ...config.tls, ...pickSet(listener.tls) };
+    specs.push({
+      url: listener.url,
+      options: {
+        ...(needsTls(listener.url) ? { tls: tlsOptions(listener.url, tls, `listeners[${index}].tls`) } : {}),
+        ...(listener.proxyProtocol ? { proxyProtocol: true } : {}),
+      },
+    });
+  });
+  return specs;
+}
+
+/** The listener-specific TLS settings that differ from the defaults (a CA, client certificates). */
+function pickSet(tls: TlsConfig): Partial<TlsConfig> {
+  const out: Partial<TlsConfig> = {};
+  if (tls.ca !== '') out.ca = tls.ca;
+  if (tls.requestCert) out.requestCert = true;
+  if (!tls.requireCert) out.requireCert = false;
+  if (tls.usernameFrom !== 'none') out.usernameFrom = tls.usernameFrom;
+  return out;
+}
+
+function tlsOptions(url: string, tls: TlsConfig, key: string): TlsListenOptions {
+  if (tls.cert === '' || tls.key === '') {
+    throw new ListenerConfigError(
+      `${url} needs a certificate and key: set ${key}.cert and ${key}.key (or --tls-cert and --tls-key)`,
+    );
+  }
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    ...(tls.ca === '' ? {} : { ca: tls.ca }),
+    ...(tls.passphrase === '' ? {} : { passphrase: tls.passphrase }),
+    // A CA for client certificates is only useful if they are asked for.
+    requestCert: tls.requestCert || tls.ca !== '',
+    requireCert: tls.requireCert,
+    ...(tls.usernameFrom === 'none' ? {} : { usernameFrom: tls.usernameFrom }),
+  };
+}
