@@ -314,9 +314,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * The will is authorized when the client connects (MQTT-3.1.2-8 lets the server refuse to
-   * publish it): once the client is gone, a delayed will or one left from a restart is published
-   * with no client to ask about. A will the client may not publish is dropped, not refused.
+   * The will is authorized when the client connects, as a publish by that client: once the
+   * client is gone, a delayed will or one left from a restart is published with no client to ask
+   * about. A will the client may not publish is dropped (the connection is still accepted).
    */
   private async authorizeWill(request: ConnectRequest): Promise<SessionWill | undefined> {
     const { will } = request;
