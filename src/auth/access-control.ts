@@ -71,7 +71,7 @@ export class AccessControl {
       authenticate: (request) => this.authenticate(request),
       authorizePublish: (client, message) => this.canPublish(client, message.topic),
       authorizeSubscribe: (client, filter, options) => this.canSubscribe(client, filter, options),
-      enhancedAuthentication: (method, client) => this.options.methods?.get(method)?.(client),
+      enhancedAuthentication: (method, client) => this.startConversation(method, client),
     };
   }
 
@@ -154,6 +154,25 @@ export class AccessControl {
   close(): void {
     for (const provider of this.options.providers) provider.close?.();
     this.options.authorizer?.close?.();
+  }
+
+  /** Starts an enhanced-authentication exchange whose failure is logged and slowed like any refused login. */
+  private startConversation(method: string, client: ClientInfo): AuthConversation | undefined {
+    const conversation = this.options.methods?.get(method)?.(client);
+    if (conversation === undefined) return undefined;
+    return {
+      step: async (data) => {
+        const answer = await conversation.step(data);
+        if (answer.status !== 'failure') return answer;
+        const request = {
+          clientId: client.clientId,
+          client,
+          ...(client.username === undefined ? {} : { username: client.username }),
+        };
+        await this.refuse(request, method, answer.reason, answer.refusal);
+        return answer;
+      },
+    };
   }
 
   private subject(client: ClientInfo): AclSubject {

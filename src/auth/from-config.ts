@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { AclConfig, AuthConfig, ListenerConfig } from '../config/schema.js';
 import { AccessControl, type AuthFailure, type ListenerAccess } from './access-control.js';
 import { Acl, grantAuthorizer } from './acl.js';
@@ -24,6 +26,36 @@ export interface AccessEvents {
   onError?(error: unknown): void;
 }
 
+/** What the config does not say. */
+export interface AccessOptions {
+  /**
+   * Seeds the fake SCRAM salts of unknown users. Keep it stable across restarts, or an
+   * unknown name's salt changes while a real user's does not (see `persistentSecret`).
+   */
+  readonly secret?: Buffer;
+}
+
+/**
+ * A secret kept in `file` (made once, readable by the owner only), so that it outlives restarts.
+ */
+export async function persistentSecret(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const secret = randomBytes(32);
+  await mkdir(dirname(file), { recursive: true });
+  try {
+    await writeFile(file, secret, { mode: 0o600, flag: 'wx' });
+    return secret;
+  } catch (error) {
+    // Another process made it first: use theirs.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return readFile(file);
+    throw error;
+  }
+}
+
 /**
  * Builds access control from the config: providers in the order password file, JWT, HTTP
  * hook; SCRAM-SHA-256 for password-file users; the ACL file, or (when credentials may carry
@@ -32,6 +64,7 @@ export interface AccessEvents {
 export async function accessControlFromConfig(
   config: AccessConfig,
   events: AccessEvents = {},
+  options: AccessOptions = {},
 ): Promise<AccessControl> {
   const { auth, acl } = config;
   const providers: AuthProvider[] = [];
@@ -93,7 +126,16 @@ export async function accessControlFromConfig(
       }),
       ...(scram === undefined
         ? {}
-        : { methods: new Map([[SCRAM_SHA_256, scramSha256((user) => scram.scramCredential(user))]]) }),
+        : {
+            methods: new Map([
+              [
+                SCRAM_SHA_256,
+                scramSha256((user) => scram.scramCredential(user), {
+                  ...(options.secret === undefined ? {} : { secret: options.secret }),
+                }),
+              ],
+            ]),
+          }),
       ...(events.onFailure === undefined ? {} : { onFailure: events.onFailure }),
       onError,
     });
