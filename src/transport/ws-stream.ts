@@ -50,6 +50,16 @@ export class WebSocketDuplex extends Duplex {
     });
   }
 
+  /** Bytes handed to the WebSocket that its socket has not yet passed to the kernel. */
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  /** Whether the socket is being read (false while backpressure or `pause()` holds it). */
+  get readingSocket(): boolean {
+    return !this.socket.isPaused;
+  }
+
   /** The WebSocket's state (`WebSocket.OPEN` and so on). */
   get readyState(): number {
     return this.socket.readyState;
@@ -73,7 +83,10 @@ export class WebSocketDuplex extends Duplex {
   private endInput(): void {
     if (this.inputEnded) return;
     this.inputEnded = true;
-    if (!this.destroyed) this.push(null);
+    if (this.destroyed) return;
+    this.push(null);
+    // As a TCP socket does at EOF: with nothing left unread, 'end' comes even if nobody reads.
+    this.read(0);
   }
 
   /** Pauses the socket while anyone wants it paused, resumes it once nobody does. */
