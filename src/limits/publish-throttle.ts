@@ -46,10 +46,13 @@ export class PublishThrottle {
    * memory is below its low-water mark.
    */
   charge(size: number): Promise<void> | undefined {
-    const now = this.now();
     let wait = 0;
-    if (this.messages !== undefined) wait = this.messages.take(1, now);
-    if (this.bytes !== undefined) wait = Math.max(wait, this.bytes.take(size, now));
+    // With only the memory watch (the production default) no clock is read.
+    if (this.messages !== undefined || this.bytes !== undefined) {
+      const now = this.now();
+      if (this.messages !== undefined) wait = this.messages.take(1, now);
+      if (this.bytes !== undefined) wait = Math.max(wait, this.bytes.take(size, now));
+    }
     const memory = this.memory;
     const memoryHigh = memory?.high === true;
     if (wait === 0 && !memoryHigh) return undefined;
