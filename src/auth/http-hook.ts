@@ -152,8 +152,14 @@ export class HttpAuthProvider implements AuthProvider {
   /** Keys the cache's hashes, so they cannot be tested against guessed passwords offline. */
   private readonly cacheKeySecret = randomBytes(32);
 
+  /** Throws for a URL that is not http(s) or a timeout that is not positive: at start, not at the first login. */
   constructor(private readonly options: HttpAuthOptions) {
-    new URL(options.url); // throws now, not at the first login
+    const { protocol } = new URL(options.url);
+    if (protocol !== 'http:' && protocol !== 'https:')
+      throw new RangeError('the HTTP auth hook URL must be http or https');
+    const timeout = options.timeoutMs ?? 5000;
+    if (!(Number.isFinite(timeout) && timeout > 0))
+      throw new RangeError('the HTTP auth hook timeout must be positive');
   }
 
   /** Answers cached at the moment. */

@@ -181,6 +181,15 @@ describe('when the hook is unavailable', () => {
   });
 });
 
+describe('configuration', () => {
+  test('a URL that is not http(s) or a timeout that is not positive is refused at construction', () => {
+    assert.throws(() => new HttpAuthProvider({ url: 'not a url' }));
+    assert.throws(() => new HttpAuthProvider({ url: 'ftp://127.0.0.1/auth' }), /http or https/);
+    assert.throws(() => new HttpAuthProvider({ url, timeoutMs: 0 }), /positive/);
+    assert.equal(new HttpAuthProvider({ url: 'https://auth.example/hook' }).name, 'http');
+  });
+});
+
 describe('the answer cache', () => {
   test('two identical logins make one request; another password or client id makes another', async () => {
     answer = () => ({ status: 200, json: { result: 'allow' } });
