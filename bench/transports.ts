@@ -50,12 +50,13 @@ import {
   measureConnections,
   measureFlow,
 } from './lib/generator.js';
-import { fmtRange, pct, rateF, ratioCell, us, writeJson } from './lib/report.js';
+import { fmtRange, ms, pct, rateF, ratioCell, us, writeJson } from './lib/report.js';
 import {
   assertRefusesWrongPassword,
   clientTransport,
   makeSecurity,
   type PasswordKind,
+  SCHEMES,
   type Scheme,
   SecureBroker,
   type Security,
@@ -156,10 +157,7 @@ function makeCase(scenario: Scenario, broker: BrokerName, scheme: Scheme, passwo
 /** Every run the options ask for, before checking what can run here. */
 function allCases(o: Options): Case[] {
   const out: Case[] = [];
-  for (const b of o.brokers) {
-    const schemes: Scheme[] = ['tcp', 'tls', 'ws', 'wss'];
-    for (const s of schemes) out.push(makeCase('pairs', b, s, 'none'));
-  }
+  for (const b of o.brokers) for (const s of SCHEMES) out.push(makeCase('pairs', b, s, 'none'));
   for (const b of o.brokers) {
     out.push(makeCase('connect', b, 'tcp', 'none'), makeCase('connect', b, 'tls', 'none'));
     if (b === 'cicada') {
@@ -311,6 +309,7 @@ function printPairs(cases: Case[], results: Results, o: Options): void {
       fmtRange(rs.map(flowCpu), us),
       pct(median(rs.map((r) => r.cpuPct))),
       pct(median(rs.map((r) => r.genPct))),
+      ms(median(rs.map((r) => r.p50))),
       ...vsTcp,
     ];
   });
@@ -318,10 +317,18 @@ function printPairs(cases: Case[], results: Results, o: Options): void {
     `\npairs — ${o.pairs} publisher/subscriber pairs, QoS 0, ${o.payload} B payload, max rate ` +
       `(${o.window0} messages in flight end to end)`,
   );
-  const header = ['broker', 'over', 'msg/s', 'CPU µs/msg', 'CPU', 'gen', 'msg/s vs tcp', 'CPU/msg vs tcp'];
-  console.log(
-    renderTable(header, rows, ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'right']),
-  );
+  const header = [
+    'broker',
+    'over',
+    'msg/s',
+    'CPU µs/msg',
+    'CPU',
+    'gen',
+    'p50',
+    'msg/s vs tcp',
+    'CPU/msg vs tcp',
+  ];
+  console.log(renderTable(header, rows, ['left', 'left', ...header.slice(2).map(() => 'right' as const)]));
   printNotes(notes, genBound, cases, results);
 
   // The headline: one row per broker, each ratio the median of per-round ratios.
@@ -356,7 +363,8 @@ function printConnect(cases: Case[], results: Results, o: Options): void {
       c.variant,
       String(Math.round(median(rs.map((r) => r.connected)))),
       fmtRange(rs.map(connRate), rateF),
-      fmtRange(rs.map(connCpu), us),
+      // /proc counts CPU in 10 ms ticks: under 0.1 s in all, the figure is coarse.
+      `${rs.some((r) => r.cpuPerConnUs * r.connected < 100_000) ? '~' : ''}${fmtRange(rs.map(connCpu), us)}`,
       pct(median(rs.map((r) => r.genPct))),
       baseline ? '' : ratioCell(ratiosToTcp(c, results, connRate)),
       baseline ? '' : ratioCell(ratiosToTcp(c, results, connCpu)),
@@ -377,19 +385,19 @@ function printConnect(cases: Case[], results: Results, o: Options): void {
     'CPU/conn vs tcp',
   ];
   console.log(renderTable(header, rows, ['left', 'left', ...header.slice(2).map(() => 'right' as const)]));
+  if (rows.some((r) => r[4]?.startsWith('~')))
+    notes.push('~: the broker used under 0.1 s of CPU in a run, read in 10 ms ticks: CPU/conn is coarse');
   printNotes(notes, genBound, cases, results);
 }
 
 function printNotes(notes: string[], genBound: boolean, cases: Case[], results: Results): void {
   if (genBound)
     notes.push('the load generator used ≥ 90% of a core in some run: those figures may be generator-bound');
-  const flows = cases
-    .flatMap((c) => ok(results.get(c.name)))
-    .filter((r): r is FlowResult => r.kind === 'flow');
-  const psi = median(flows.map((r) => r.pressurePct).filter(Number.isFinite));
+  const runs = cases.flatMap((c) => ok(results.get(c.name)));
+  const psi = median(runs.map((r) => r.pressurePct).filter(Number.isFinite));
   if (psi >= 10)
     notes.push(
-      `CPU pressure ${psi.toFixed(0)}% (median): the machine was busy; ratios and CPU/msg are steadier than rates`,
+      `CPU pressure ${psi.toFixed(0)}% (median): the machine was busy; ratios and CPU per message or connection are steadier than rates`,
     );
   for (const n of notes) console.log(`  note: ${n}`);
 }
@@ -400,7 +408,7 @@ function progress(e: Entry): string {
     return `${rateF(e.rate)} msg/s  CPU ${us(e.cpuPerMsgUs)} µs/msg (${pct(e.cpuPct)})  gen ${pct(e.genPct)}  loss ${e.loss}  psi ${pct(e.pressurePct)}`;
   }
   const failed = e.failed > 0 ? `  ${e.failed} failed` : '';
-  return `${e.connected} conns  ${rateF(e.connRate)} conn/s  CPU ${us(e.cpuPerConnUs)} µs/conn  gen ${pct(e.genPct)}${failed}`;
+  return `${e.connected} conns  ${rateF(e.connRate)} conn/s  CPU ${us(e.cpuPerConnUs)} µs/conn  gen ${pct(e.genPct)}  psi ${pct(e.pressurePct)}${failed}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -428,8 +436,14 @@ async function main(): Promise<void> {
   for (const n of notes) console.log(`note: ${n}`);
   const pairs = cases.filter((c) => c.scenario === 'pairs');
   const connects = cases.filter((c) => c.scenario === 'connect');
+  // Rough rates on a small machine: TLS handshakes ~200/s, scrypt checks ~6/s.
+  const perConnect = (c: Case): number =>
+    2 +
+    (c.passwords === 'scrypt'
+      ? o.passwordConnections / 6
+      : (c.passwords === 'none' ? o.connections : o.passwordConnections) / (c.scheme === 'tls' ? 200 : 1000));
   const perPairs = (o.warmupMs + o.durationMs) / 1000 + 1.5;
-  const estimate = o.rounds * (pairs.length * perPairs + connects.length * 5);
+  const estimate = o.rounds * (pairs.length * perPairs + connects.reduce((a, c) => a + perConnect(c), 0));
   console.log(
     `${cases.length} runs × ${o.rounds} round(s); pairs: ${o.warmupMs / 1000} s warm-up + ${o.durationMs / 1000} s measured; ` +
       `estimated time ~${Math.ceil(estimate / 60)} min`,

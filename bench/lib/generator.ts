@@ -163,6 +163,8 @@ export interface IdleResult {
   rssAfter: number;
   cpuPerConnUs: number;
   genPct: number;
+  /** Share of the run in which some runnable task on the machine waited for a CPU. */
+  pressurePct: number;
   firstError: string | undefined;
 }
 
@@ -252,12 +254,14 @@ export async function measureConnections(
   await sleep(200);
   const rssBefore = b.memory().rss;
   const cpuBefore = b.cpu();
+  const pressureBefore = pressureUs('cpu');
   const done = await g.request<IdleReply>(
     { type: 'idle', spec },
     'idle-done',
     Math.max(60_000, spec.connections * 10),
   );
   const cpuAfter = b.cpu();
+  const pressure = pressureUs('cpu') - pressureBefore;
   // Let the broker finish whatever connection setup it defers, then read its memory.
   await sleep(500);
   const rssAfter = b.memory().rss;
@@ -273,6 +277,7 @@ export async function measureConnections(
     rssAfter,
     cpuPerConnUs: ((cpuAfter - cpuBefore) * 1e6) / n,
     genPct: (done.cpuUs / 1000 / done.ms) * 100,
+    pressurePct: (pressure / 1000 / done.ms) * 100,
     firstError: done.firstError,
   };
 }
