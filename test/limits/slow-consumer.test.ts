@@ -82,7 +82,10 @@ describe('a slow consumer', { timeout: 60_000 }, () => {
   });
 
   test('over the hard limit a client that does not read is disconnected (0x97); other clients carry on', async () => {
-    const b = await t.start({ mqtt: { outboundSoftLimit: 64 * KiB, outboundHardLimit: 256 * KiB } });
+    // The hard limit is never below soft limit plus largest packet: keep the packets small.
+    const b = await t.start({
+      mqtt: { outboundSoftLimit: 64 * KiB, outboundHardLimit: 256 * KiB, maxPacketSize: 128 * KiB },
+    });
     const reasons = new Map<string, string>();
     b.broker.on('clientDisconnected', (client, reason) => reasons.set(client.clientId, reason));
     const raw = await nonReader(b, 'stuck', 'stuck/t');
@@ -128,6 +131,19 @@ describe('a slow consumer', { timeout: 60_000 }, () => {
     await other.publishAsync('other/t', 'still here', { qos: 1 });
     await until(() => got.includes('still here'), 'the other client’s message');
     assert.equal(reasons.has('other'), false);
+  });
+
+  test('a client that reads is never closed for one large message, even one above outboundHardLimit', async () => {
+    const b = await t.start({ mqtt: { outboundSoftLimit: 16 * KiB, outboundHardLimit: 128 * KiB } });
+    const sub = await mqttClient(b, 'big-sub');
+    const got: number[] = [];
+    sub.on('message', (_topic, payload) => got.push(payload.length));
+    await sub.subscribeAsync('big/t', { qos: 1 });
+    const pub = await mqttClient(b, 'big-pub');
+    for (let i = 0; i < 8; i++) await pub.publishAsync('big/t', Buffer.alloc(512 * KiB, i), { qos: 1 });
+    await until(() => got.length === 8, 'eight large messages');
+    assert.deepEqual(got, Array(8).fill(512 * KiB));
+    assert.equal(b.connection('big-sub')?.closed, false);
   });
 
   test('a QoS 0 flood to a client that does not read never takes its buffer past soft limit plus one message', async () => {

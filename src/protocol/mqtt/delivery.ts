@@ -36,15 +36,19 @@ const variant: PublishVariant = { qos: 0 };
  *   dropped as they are routed (the `dropped` event, reason 'slow-consumer'): QoS 0 may be
  *   lost (MQTT 4.3.1), and queueing it for a client that cannot keep up only costs memory.
  *   When the socket has written everything out ('drain') normal delivery resumes.
- * - Above `outboundHardLimit` (only a client that stopped reading gets there: acknowledgements
- *   of its own publishes, PINGRESPs and one last large delivery still go out) the connection is
- *   closed with DISCONNECT 0x97 Quota exceeded, so no client can hold the broker's memory.
+ * - Above `outboundHardLimit` (never less than the soft limit plus `maxPacketSize`) the
+ *   connection is closed with DISCONNECT 0x97 Quota exceeded. Only a client that stopped
+ *   reading gets there: past the soft limit no delivery is written, only what answers the
+ *   client's own packets (acknowledgements, PINGRESP), so the buffer is the soft limit plus
+ *   one delivery plus what the client itself provoked. No client can hold the broker's memory.
  *
  * Called by the connection when a write took the buffer over the soft limit; returns false.
  */
 export function overSoftLimit(conn: MqttConnection): false {
   conn.qos0DropReason = 'slow-consumer';
-  if (conn.stream.writableLength > conn.options.outboundHardLimit && !conn.closed) {
+  const { outboundHardLimit, maxPacketSize } = conn.options;
+  const hardLimit = Math.max(outboundHardLimit, conn.outboundSoftLimit + maxPacketSize);
+  if (conn.stream.writableLength > hardLimit && !conn.closed) {
     // Not from inside the write: the caller may be in the middle of a delivery loop.
     process.nextTick(() => conn.closeOverloaded());
   }

@@ -36,12 +36,14 @@ export interface MqttOptions {
   /**
    * Unsent bytes a connection may buffer (never less than its stream's high-water mark) before
    * the client counts as a slow consumer: QoS 1/2 deliveries then wait in the session queue and
-   * QoS 0 deliveries to it are dropped, until the buffer drains. Default 1 MiB.
+   * QoS 0 deliveries to it are dropped, until the buffer drains. Default 64 KiB (the kernel's
+   * socket buffer comes on top).
    */
   outboundSoftLimit: number;
   /**
-   * Unsent bytes at which a connection that does not read is closed (DISCONNECT 0x97). Keep it
-   * above `outboundSoftLimit` plus the largest message delivered. Default 8 MiB.
+   * Unsent bytes at which a connection is closed (DISCONNECT 0x97): only a client that stopped
+   * reading gets there. Never less than `outboundSoftLimit` plus `maxPacketSize`, so one
+   * largest message to a client that reads cannot trip it. Default 2 MiB.
    */
   outboundHardLimit: number;
 }
@@ -60,6 +62,6 @@ export const DEFAULT_MQTT_OPTIONS: MqttOptions = {
   maxSubscriptionsPerClient: 10_000,
   maxTopicLength: 4096,
   maxTopicLevels: 128,
-  outboundSoftLimit: 1024 * 1024,
-  outboundHardLimit: 8 * 1024 * 1024,
+  outboundSoftLimit: 64 * 1024,
+  outboundHardLimit: 2 * 1024 * 1024,
 };
