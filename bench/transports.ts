@@ -30,52 +30,31 @@
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { parseFlags, parseOrExit, type RunOptions, selectBrokers } from './lib/args.js';
+import { parseFlags, parseOrExit, selectBrokers } from './lib/args.js';
 import {
   ALL_BROKERS,
   aedesVersion,
   type BrokerName,
   brokerUnavailable,
-  HOST,
   mosquittoVersion,
   root,
   runMain,
   runnable,
 } from './lib/brokers.js';
-import {
-  clientPrefix,
-  type FlowResult,
-  type IdleResult,
-  Loadgen,
-  measureConnections,
-  measureFlow,
-} from './lib/generator.js';
+import type { FlowResult, IdleResult } from './lib/generator.js';
 import { fmtRange, ms, pct, rateF, ratioCell, us, writeJson } from './lib/report.js';
+import { makeSecurity, type Scheme } from './lib/secure-brokers.js';
 import {
-  assertRefusesWrongPassword,
-  clientTransport,
-  makeSecurity,
-  type PasswordKind,
-  SCHEMES,
-  type Scheme,
-  SecureBroker,
-  type Security,
-  startsOver,
-} from './lib/secure-brokers.js';
+  allCases,
+  type Case,
+  type Entry,
+  FD_LIMIT,
+  makeCase,
+  runCase,
+  runnableCases,
+  type TransportOptions,
+} from './lib/transport-runs.js';
 import { formatRatio, median, renderTable } from './stats.js';
-
-const FD_LIMIT = 20000;
-
-interface Options extends RunOptions {
-  brokers: BrokerName[];
-  pairs: number;
-  payload: number;
-  window0: number;
-  connections: number;
-  passwordConnections: number;
-  concurrency: number;
-  drainMs: number;
-}
 
 const HELP = `Usage: node dist/bench/transports.js [options]
 
@@ -96,8 +75,8 @@ const HELP = `Usage: node dist/bench/transports.js [options]
   --json FILE               also write every measurement to FILE
 `;
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = {
+function parseArgs(argv: string[]): TransportOptions {
+  const o: TransportOptions = {
     quick: false,
     rounds: 3,
     durationMs: 2000,
@@ -134,122 +113,6 @@ function parseArgs(argv: string[]): Options {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Runs
-
-type Scenario = 'pairs' | 'connect';
-
-interface Case {
-  scenario: Scenario;
-  broker: BrokerName;
-  scheme: Scheme;
-  passwords: PasswordKind;
-  /** `pairs/cicada/tls`, `connect/mosquitto/tcp+pbkdf2`. */
-  name: string;
-  /** The row label: the scheme, and the password hash if any. */
-  variant: string;
-}
-
-function makeCase(scenario: Scenario, broker: BrokerName, scheme: Scheme, passwords: PasswordKind): Case {
-  const variant = passwords === 'none' ? scheme : `${scheme}+${passwords}`;
-  return { scenario, broker, scheme, passwords, name: `${scenario}/${broker}/${variant}`, variant };
-}
-
-/** Every run the options ask for, before checking what can run here. */
-function allCases(o: Options): Case[] {
-  const out: Case[] = [];
-  for (const b of o.brokers) for (const s of SCHEMES) out.push(makeCase('pairs', b, s, 'none'));
-  for (const b of o.brokers) {
-    out.push(makeCase('connect', b, 'tcp', 'none'), makeCase('connect', b, 'tls', 'none'));
-    if (b === 'cicada') {
-      out.push(makeCase('connect', b, 'tcp', 'scrypt'), makeCase('connect', b, 'tls', 'scrypt'));
-      out.push(makeCase('connect', b, 'tcp', 'pbkdf2'));
-    }
-    if (b === 'mosquitto')
-      out.push(makeCase('connect', b, 'tcp', 'pbkdf2'), makeCase('connect', b, 'tls', 'pbkdf2'));
-  }
-  if (o.only.length === 0) return out;
-  const picked = out.filter((c) => o.only.some((f) => c.name.includes(f)));
-  // Each picked run's ratios need its broker's anonymous tcp run in the same scenario.
-  const bases = new Set(picked.map((c) => makeCase(c.scenario, c.broker, 'tcp', 'none').name));
-  return out.filter((c) => picked.includes(c) || bases.has(c.name));
-}
-
-/**
- * The cases that can run here: a broker that does not start over a scheme (Mosquitto built
- * without WebSockets, a Cicada transport not built yet) or lacks its password file is
- * dropped with a note.
- */
-async function runnableCases(cases: Case[], security: Security, notes: string[]): Promise<Case[]> {
-  const works = new Map<string, string | undefined>();
-  for (const c of cases) {
-    const key = `${c.broker} ${c.scheme}`;
-    if (c.scheme !== 'tcp' && !works.has(key))
-      works.set(key, await startsOver(c.broker, c.scheme, security, FD_LIMIT));
-  }
-  for (const [key, why] of works)
-    if (why !== undefined) notes.push(`${key} does not start (${why}): skipped`);
-  const missing = (p: PasswordKind): boolean =>
-    (p === 'scrypt' && security.cicadaPasswords === undefined) ||
-    (p === 'pbkdf2' && security.mosquittoPasswords === undefined);
-  return cases.filter((c) => works.get(`${c.broker} ${c.scheme}`) === undefined && !missing(c.passwords));
-}
-
-type Entry = FlowResult | IdleResult | { kind: 'error'; round: number; message: string };
-
-async function runCase(
-  c: Case,
-  o: Options,
-  security: Security,
-  round: number,
-): Promise<FlowResult | IdleResult> {
-  const b = new SecureBroker(c.broker, c.scheme, c.passwords, security);
-  let g: Loadgen | undefined;
-  try {
-    g = new Loadgen(FD_LIMIT);
-    await Promise.all([b.start(FD_LIMIT), g.started()]);
-    const transport = clientTransport(c.scheme, security);
-    const where = { host: HOST, port: b.port, transport };
-    if (c.scenario === 'pairs') {
-      const spec = {
-        ...where,
-        pattern: 'pairs' as const,
-        publishers: o.pairs,
-        subscribers: o.pairs,
-        qos: 0 as const,
-        payload: o.payload,
-        rate: 0,
-        window: 50,
-        window0: o.window0,
-        fullDecode: false,
-        clientPrefix: clientPrefix(),
-        drainMs: o.drainMs,
-      };
-      return await measureFlow(g, b, spec, o, round);
-    }
-    const secured = c.passwords !== 'none';
-    const result = await measureConnections(
-      g,
-      b,
-      {
-        ...where,
-        connections: secured ? o.passwordConnections : o.connections,
-        concurrency: o.concurrency,
-        clientPrefix: clientPrefix('c'),
-        keepAlive: 600,
-        credentials: secured ? security.credentials : undefined,
-      },
-      round,
-    );
-    // Afterwards: a refused login must not throttle the logins measured.
-    if (secured) await assertRefusesWrongPassword(b, security);
-    return result;
-  } finally {
-    await g?.close();
-    await b.stop();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Reporting
 
 type Results = Map<string, Entry[]>;
@@ -264,7 +127,8 @@ function ratiosToTcp(c: Case, results: Results, value: (r: FlowResult | IdleResu
   for (const r of ok(results.get(c.name))) {
     const b = base.find((x) => x.round === r.round);
     const ratio = b === undefined ? Number.NaN : value(r) / value(b);
-    if (Number.isFinite(ratio)) out.push(ratio);
+    // 0 is a CPU reading below one 10 ms tick: no ratio to tell.
+    if (Number.isFinite(ratio) && ratio > 0) out.push(ratio);
   }
   return out;
 }
@@ -290,7 +154,7 @@ function caseNotes(c: Case, entries: Entry[], notes: string[]): boolean {
   return genBound;
 }
 
-function printPairs(cases: Case[], results: Results, o: Options): void {
+function printPairs(cases: Case[], results: Results, o: TransportOptions): void {
   const notes: string[] = [];
   let genBound = false;
   const rows = cases.map((c) => {
@@ -349,7 +213,10 @@ function printPairs(cases: Case[], results: Results, o: Options): void {
   console.log(renderTable(['broker', ...heads], summary, ['left', ...heads.map(() => 'right' as const)]));
 }
 
-function printConnect(cases: Case[], results: Results, o: Options): void {
+/** Microseconds, in thousands from 10 000 on (a password hash takes 100 000 or more). */
+const usK = (x: number): string => (x >= 10_000 ? `${(x / 1000).toFixed(0)}k` : us(x));
+
+function printConnect(cases: Case[], results: Results, o: TransportOptions): void {
   const notes: string[] = [];
   let genBound = false;
   const rows = cases.map((c) => {
@@ -364,7 +231,7 @@ function printConnect(cases: Case[], results: Results, o: Options): void {
       String(Math.round(median(rs.map((r) => r.connected)))),
       fmtRange(rs.map(connRate), rateF),
       // /proc counts CPU in 10 ms ticks: under 0.1 s in all, the figure is coarse.
-      `${rs.some((r) => r.cpuPerConnUs * r.connected < 100_000) ? '~' : ''}${fmtRange(rs.map(connCpu), us)}`,
+      `${rs.some((r) => r.cpuPerConnUs * r.connected < 100_000) ? '~' : ''}${fmtRange(rs.map(connCpu), usK)}`,
       pct(median(rs.map((r) => r.genPct))),
       baseline ? '' : ratioCell(ratiosToTcp(c, results, connRate)),
       baseline ? '' : ratioCell(ratiosToTcp(c, results, connCpu)),
