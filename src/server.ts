@@ -1,7 +1,8 @@
 import { Broker, type BrokerOptions, type MessageInit } from './broker/broker.js';
 import type { BrokerEvents } from './broker/hooks.js';
 import type { Store } from './broker/store.js';
-import { type MqttOptions, mqttHandler } from './protocol/mqtt/index.js';
+import { type ConnectionGateOptions, Limits, type LimitsOptions } from './limits/index.js';
+import { type MqttHandler, type MqttOptions, mqttHandler } from './protocol/mqtt/index.js';
 import { DurableStore } from './store/durable/index.js';
 import { MemoryStore } from './store/memory/memory-store.js';
 import { TcpTransport } from './transport/tcp.js';
@@ -20,6 +21,17 @@ export interface CicadaOptions extends Partial<Omit<BrokerOptions, 'store'>> {
   dataDir?: string;
   /** MQTT protocol settings. */
   mqtt?: Partial<MqttOptions>;
+  /**
+   * Process protection: connection caps and rates, the memory high-water mark. Default: none
+   * (an embedding application decides; the `cicada` command applies production defaults).
+   */
+  limits?: Partial<LimitsOptions> | Limits;
+}
+
+/** Per-listener settings: transport options plus the listener's own connection caps. */
+export interface CicadaListenOptions extends ListenOptions {
+  /** Caps of this listener on top of the process's (those not given are off). Needs `limits`. */
+  readonly limits?: Partial<ConnectionGateOptions>;
 }
 
 /** What `publish` takes: a payload as text or bytes, QoS 0 and not retained by default. */
@@ -39,7 +51,12 @@ type EventListener<E extends EventName> = (...args: BrokerEvents[E]) => void;
  */
 export class Cicada {
   readonly broker: Broker;
-  private readonly mqtt: ReturnType<typeof mqttHandler>;
+  /** The process-wide limits, if any. */
+  readonly limits: Limits | undefined;
+  private readonly mqttOptions: Partial<MqttOptions> | undefined;
+  private readonly mqtt: MqttHandler;
+  /** Handlers of listeners with limits of their own. */
+  private readonly handlers: MqttHandler[] = [];
   private readonly transports: Transport[] = [
     new TcpTransport(),
     new TlsTransport(),
@@ -49,11 +66,13 @@ export class Cicada {
   private starting: Promise<void> | undefined;
 
   constructor(options: CicadaOptions = {}) {
-    const { mqtt, store, dataDir, ...core } = options;
+    const { mqtt, store, dataDir, limits, ...core } = options;
     const chosen =
       store ?? (dataDir === undefined ? new MemoryStore() : new DurableStore({ directory: dataDir }));
     this.broker = new Broker({ ...core, store: chosen });
-    this.mqtt = mqttHandler(this.broker, mqtt);
+    this.limits = limits === undefined || limits instanceof Limits ? limits : new Limits(limits);
+    this.mqttOptions = mqtt;
+    this.mqtt = mqttHandler(this.broker, mqtt, this.limits);
   }
 
   /** Opens the store and restores state; `listen` does this on first use. */
@@ -66,12 +85,20 @@ export class Cicada {
    * Listens on a URL such as `mqtt://0.0.0.0:1883` or `mqtts://0.0.0.0:8883` (port 0 picks a
    * free one); `options` carry per-listener settings such as TLS files and the PROXY protocol.
    */
-  async listen(url: string, options?: ListenOptions): Promise<Listener> {
+  async listen(url: string, options: CicadaListenOptions = {}): Promise<Listener> {
     await this.start();
     const parsed = new URL(url);
     const transport = this.transports.find((t) => t.schemes.includes(parsed.protocol));
     if (transport === undefined) throw new Error(`no transport for '${parsed.protocol}' in ${url}`);
-    const listener = await transport.listen(parsed, this.mqtt, options);
+    const { limits, ...transportOptions } = options;
+    let handler = this.mqtt;
+    if (limits !== undefined) {
+      if (this.limits === undefined)
+        throw new Error(`listener limits for ${url} need the broker's limits option`);
+      handler = mqttHandler(this.broker, this.mqttOptions, this.limits.forListener(limits));
+      this.handlers.push(handler);
+    }
+    const listener = await transport.listen(parsed, handler, transportOptions);
     this.bound.push(listener);
     return listener;
   }
@@ -115,7 +142,10 @@ export class Cicada {
       await this.starting.catch(() => {});
       await this.broker.close();
     }
-    for (const connection of this.mqtt.connections) connection.stream.destroy();
+    for (const handler of [this.mqtt, ...this.handlers]) {
+      for (const connection of handler.connections) connection.stream.destroy();
+    }
+    this.limits?.close();
   }
 }
 

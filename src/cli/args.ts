@@ -173,7 +173,7 @@ export function applyArgs(config: Readonly<CicadaConfig>, args: CliArgs): Cicada
       type: args.memory ? 'memory' : args.data !== undefined ? 'durable' : config.store.type,
       directory: args.data ?? config.store.directory,
     },
-    listeners: config.listeners.map((l) => ({ ...l, tls: { ...l.tls } })),
+    listeners: config.listeners.map((l) => ({ ...l, tls: { ...l.tls }, limits: { ...l.limits } })),
     tls: {
       ...config.tls,
       cert: args.tlsCert ?? config.tls.cert,
@@ -193,5 +193,6 @@ export function applyArgs(config: Readonly<CicadaConfig>, args: CliArgs): Cicada
       throttle: { ...config.auth.throttle },
     },
     acl: { file: args.aclFile ?? config.acl.file },
+    limits: { ...config.limits },
   };
 }

@@ -1,11 +1,12 @@
 import type { CicadaConfig, TlsConfig } from '../config/schema.js';
 import { needsTls } from '../config/security.js';
-import type { ListenOptions, TlsListenOptions } from '../transport/transport.js';
+import type { CicadaListenOptions } from '../server.js';
+import type { TlsListenOptions } from '../transport/transport.js';
 
 /** One listener to open: its URL and its transport settings. */
 export interface ListenerSpec {
   readonly url: string;
-  readonly options: ListenOptions;
+  readonly options: CicadaListenOptions;
 }
 
 /** Why the configured listeners cannot be opened (one line), e.g. a TLS URL without a certificate. */
@@ -30,6 +31,9 @@ export function listenerSpecs(config: CicadaConfig): ListenerSpec[] {
       options: {
         ...(needsTls(listener.url) ? { tls: tlsOptions(listener.url, tls, `listeners[${index}].tls`) } : {}),
         ...(listener.proxyProtocol ? { proxyProtocol: true } : {}),
+        ...(Object.values(listener.limits).some((v) => v !== undefined)
+          ? { limits: { ...listener.limits } }
+          : {}),
       },
     });
   });

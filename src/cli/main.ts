@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AccessControl } from '../auth/access-control.js';
+import { accessControlFromConfig, persistentSecret } from '../auth/from-config.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import { type CicadaConfig, DEFAULT_CONFIG } from '../config/schema.js';
 import { createLogger, errorReason, type Logger } from '../observe/log.js';
@@ -7,6 +10,7 @@ import { createBroker } from '../server.js';
 import { DurableStore, StoreError } from '../store/durable/index.js';
 import { MemoryStore } from '../store/memory/memory-store.js';
 import { applyArgs, parseCliArgs, USAGE, UsageError } from './args.js';
+import { ListenerConfigError, type ListenerSpec, listenerSpecs } from './listeners.js';
 import { runPasswd } from './passwd.js';
 
 /** The one-line reason on stderr, and a failing exit code once the event loop drains. */
@@ -57,6 +61,28 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 async function run(config: CicadaConfig, log: Logger, configFile: string | undefined): Promise<void> {
+  let listeners: ListenerSpec[];
+  let access: AccessControl;
+  try {
+    listeners = listenerSpecs(config);
+    // The durable store's directory keeps the SCRAM secret, so unknown users stay unrecognisable across restarts.
+    const secret =
+      config.store.type === 'durable' && config.auth.passwordFile !== '' && config.auth.scram
+        ? await persistentSecret(join(config.store.directory, 'scram-secret'))
+        : undefined;
+    access = await accessControlFromConfig(
+      config,
+      {
+        // One line per refusal, never the password or token.
+        onFailure: (failure) => log.warn('authentication failed', { ...failure }),
+        onError: (error) => log.error('access control', { error }),
+      },
+      secret === undefined ? {} : { secret },
+    );
+  } catch (error) {
+    if (error instanceof ListenerConfigError) return fail(error.message);
+    return fail(errorReason(error));
+  }
   const store =
     config.store.type === 'memory'
       ? new MemoryStore()
@@ -65,6 +91,8 @@ async function run(config: CicadaConfig, log: Logger, configFile: string | undef
     ...config.broker,
     store,
     mqtt: config.mqtt,
+    limits: config.limits,
+    hooks: access.hooks(),
     onError: (error) => log.error('internal error', { error }),
   });
   broker.on('clientConnected', (client, sessionPresent) =>
@@ -118,6 +146,14 @@ async function run(config: CicadaConfig, log: Logger, configFile: string | undef
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // SIGHUP re-reads the password, token-key and ACL files and the TLS certificates.
+  const reload = (): void => {
+    log.info('reloading', { signal: 'SIGHUP' });
+    const steps = [access.reload(), ...broker.listeners.map((l) => l.reload?.())];
+    for (const step of steps) step?.catch((error: unknown) => log.error('reload failed', { error }));
+    Promise.allSettled(steps).then(() => log.info('reloaded'));
+  };
+  process.on('SIGHUP', reload);
 
   log.info('starting', {
     version: readVersion(),
@@ -132,25 +168,38 @@ async function run(config: CicadaConfig, log: Logger, configFile: string | undef
   } catch (error) {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    process.off('SIGHUP', reload);
+    access.close();
     if (error instanceof StoreError) return fail(error.message);
     throw error;
   }
-  for (const url of config.listen) {
+  for (const { url, options } of listeners) {
     let listener: Awaited<ReturnType<typeof broker.listen>>;
     try {
-      listener = await broker.listen(url);
+      listener = await broker.listen(url, options);
     } catch (error) {
       if (stopping) return;
       fail(`cannot listen on ${url}: ${errorReason(error)}`);
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      process.off('SIGHUP', reload);
+      access.close();
       await broker.close().catch(() => {});
       return;
     }
     if (stopping) return;
     log.info('listening', { url, host: listener.host, port: listener.port });
   }
-  log.info('ready', { listeners: config.listen.length });
+  if (
+    !config.auth.allowAnonymous &&
+    access.providerCount === 0 &&
+    !listeners.some((l) => l.options.tls?.usernameFrom)
+  ) {
+    log.warn('no way to log in: anonymous access is off and no credentials are configured', {
+      hint: 'use --allow-anonymous, or --password-file FILE (made with `cicada passwd`)',
+    });
+  }
+  log.info('ready', { listeners: listeners.length });
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

@@ -1,4 +1,5 @@
 import type { BrokerOptions } from '../broker/broker.js';
+import type { LimitsOptions } from '../limits/limits.js';
 import { LOG_LEVELS, type LogLevel } from '../observe/log.js';
 import { DEFAULT_MQTT_OPTIONS, type MqttOptions } from '../protocol/mqtt/options.js';
 import {
@@ -22,6 +23,7 @@ import {
   type AclConfig,
   AUTH,
   type AuthConfig,
+  LIMITS,
   LISTENERS,
   type ListenerConfig,
   TLS,
@@ -62,6 +64,7 @@ export interface CicadaConfig {
   mqtt: MqttOptions;
   auth: AuthConfig;
   acl: AclConfig;
+  limits: LimitsOptions;
 }
 
 const UINT32_MAX = 0xffff_ffff;
@@ -169,6 +172,7 @@ export const CONFIG_SCHEMA: SchemaFor<CicadaConfig> = {
   }),
   auth: AUTH,
   acl: ACL,
+  limits: LIMITS,
 };
 
 /** The schema as the validator walks it. */

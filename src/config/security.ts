@@ -1,3 +1,4 @@
+import { DEFAULT_LIMITS_OPTIONS as LIMITS_DEFAULTS, type LimitsOptions } from '../limits/limits.js';
 import {
   boolean,
   integer,
@@ -5,6 +6,7 @@ import {
   names,
   oneOf,
   optionalBoolean,
+  optionalInteger,
   requiredString,
   type SectionField,
   section,
@@ -36,6 +38,16 @@ export interface ListenerConfig {
   allowAnonymous?: boolean;
   /** The credential checks used on this listener (default: every configured one). */
   auth?: AuthProviderName[];
+  /** This listener's own connection caps, on top of the process's `limits`. */
+  limits: ListenerLimitsConfig;
+}
+
+/** A listener's own connection caps; unset ones are off for the listener. */
+export interface ListenerLimitsConfig {
+  maxConnections?: number;
+  maxConnectionsPerAddress?: number;
+  connectionRatePerAddress?: number;
+  connectionBurstPerAddress?: number;
 }
 
 export interface JwtConfig {
@@ -79,6 +91,7 @@ export interface AclConfig {
 }
 
 const FILE = 'a file path (empty: unset)';
+const MAX_INT = Number.MAX_SAFE_INTEGER;
 
 export const TLS = section<TlsConfig>(
   'TLS certificate of mqtts:// and wss:// listeners (a listener may give its own)',
@@ -108,6 +121,16 @@ export const LISTENERS = list<ListenerConfig>(
       AUTH_PROVIDERS,
       'Credential checks used on this listener, in order (default: all configured)',
     ),
+    limits: section<ListenerLimitsConfig>("This listener's own caps, on top of the process's limits", {
+      maxConnections: optionalInteger(1, MAX_INT, 'Most connections open at once on this listener'),
+      maxConnectionsPerAddress: optionalInteger(
+        1,
+        MAX_INT,
+        'Most connections from one address on this listener',
+      ),
+      connectionRatePerAddress: optionalInteger(1, MAX_INT, 'New connections a second from one address'),
+      connectionBurstPerAddress: optionalInteger(1, MAX_INT, 'New connections from one address in a burst'),
+    }),
   }),
 );
 
@@ -155,3 +178,44 @@ export function needsTls(url: string): boolean {
 }
 
 export type { SectionField };
+
+/** Process protection: connection admission and the memory high-water mark. */
+export const LIMITS = section<LimitsOptions>('Process protection (0 switches a cap off)', {
+  maxConnections: integer(0, MAX_INT, LIMITS_DEFAULTS.maxConnections, 'Most connections open at once'),
+  maxConnectionsPerAddress: integer(
+    0,
+    MAX_INT,
+    LIMITS_DEFAULTS.maxConnectionsPerAddress,
+    'Most connections open at once from one source address',
+  ),
+  connectionRatePerAddress: integer(
+    0,
+    MAX_INT,
+    LIMITS_DEFAULTS.connectionRatePerAddress,
+    'New connections a second from one source address, sustained (beyond: closed at once)',
+  ),
+  connectionBurstPerAddress: integer(
+    1,
+    MAX_INT,
+    LIMITS_DEFAULTS.connectionBurstPerAddress,
+    'New connections from one source address accepted in a burst',
+  ),
+  memoryHighWaterMark: integer(
+    -1,
+    MAX_INT,
+    LIMITS_DEFAULTS.memoryHighWaterMark,
+    'Resident memory in bytes above which load is shed (0: 80% of the memory limit; -1: off)',
+  ),
+  memoryLowWaterMark: integer(
+    0,
+    MAX_INT,
+    LIMITS_DEFAULTS.memoryLowWaterMark,
+    'Resident memory in bytes below which shedding stops (0: 85% of the high-water mark)',
+  ),
+  memorySampleInterval: integer(
+    10,
+    3_600_000,
+    LIMITS_DEFAULTS.memorySampleInterval,
+    'Milliseconds between memory samples',
+  ),
+});

@@ -69,6 +69,13 @@ mqtt:
   connectTimeout: 500
   responseInformation: "r/%c"
   allowZeroLengthClientId: false
+  maxPublishRate: 100
+  maxPublishBytesRate: 65536
+  maxSubscriptionsPerClient: 20
+  maxTopicLength: 512
+  maxTopicLevels: 16
+  outboundSoftLimit: 131072
+  outboundHardLimit: 4194304
 listeners:
   - url: mqtts://0.0.0.0:8883
     tls:
@@ -82,6 +89,9 @@ listeners:
     proxyProtocol: true
     allowAnonymous: false
     auth: [jwt, password-file]
+    limits:
+      maxConnections: 10
+      connectionRatePerAddress: 2
 tls:
   cert: /etc/cicada/default.pem
   key: /etc/cicada/default.key
@@ -117,6 +127,14 @@ auth:
     maxDelayMs: 2000
 acl:
   file: /etc/cicada/acl
+limits:
+  maxConnections: 500
+  maxConnectionsPerAddress: 0
+  connectionRatePerAddress: 7
+  connectionBurstPerAddress: 9
+  memoryHighWaterMark: -1
+  memoryLowWaterMark: 1000000
+  memorySampleInterval: 250
 `;
 
 const FULL_CONFIG: CicadaConfig = {
@@ -144,6 +162,13 @@ const FULL_CONFIG: CicadaConfig = {
     connectTimeout: 500,
     responseInformation: 'r/%c',
     allowZeroLengthClientId: false,
+    maxPublishRate: 100,
+    maxPublishBytesRate: 65_536,
+    maxSubscriptionsPerClient: 20,
+    maxTopicLength: 512,
+    maxTopicLevels: 16,
+    outboundSoftLimit: 131_072,
+    outboundHardLimit: 4_194_304,
   },
   listeners: [
     {
@@ -160,6 +185,7 @@ const FULL_CONFIG: CicadaConfig = {
       proxyProtocol: true,
       allowAnonymous: false,
       auth: ['jwt', 'password-file'],
+      limits: { maxConnections: 10, connectionRatePerAddress: 2 },
     },
   ],
   tls: {
@@ -198,6 +224,15 @@ const FULL_CONFIG: CicadaConfig = {
     throttle: { freeFailures: 3, maxDelayMs: 2000 },
   },
   acl: { file: '/etc/cicada/acl' },
+  limits: {
+    maxConnections: 500,
+    maxConnectionsPerAddress: 0,
+    connectionRatePerAddress: 7,
+    connectionBurstPerAddress: 9,
+    memoryHighWaterMark: -1,
+    memoryLowWaterMark: 1_000_000,
+    memorySampleInterval: 250,
+  },
 };
 
 describe('config: valid files', () => {
@@ -279,7 +314,7 @@ describe('config: defaults and reference', () => {
       ...mqttKeys.map((key) => `mqtt.${key}`),
     ];
     // Listeners, TLS, auth and ACL settings are the config's own; their table is checked above.
-    const own = /^(listeners|tls|auth|acl)\b/;
+    const own = /^(listeners|tls|auth|acl|limits)\b/;
     assert.deepEqual(
       rows
         .map((row) => row.key)
