@@ -222,7 +222,9 @@ export function brokerUnavailable(name: BrokerName): string | undefined {
 /** Writes `config` to `dir`/cicada.json, for Cicada's --config; returns its path. */
 export function cicadaConfig(dir: string, config: object): string {
   const conf = join(dir, 'cicada.json');
-  writeFileSync(conf, `${JSON.stringify(config, null, 2)}\n`);
+  // Every generated client comes from loopback: the per-address caps would refuse them.
+  const limits = { maxConnections: 0, maxConnectionsPerAddress: 0, connectionRatePerAddress: 0 };
+  writeFileSync(conf, `${JSON.stringify({ limits, ...config }, null, 2)}\n`);
   return conf;
 }
 
