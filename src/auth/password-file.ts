@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
@@ -10,6 +11,10 @@ import type { AuthProvider, Credentials, ProviderDecision } from './types.js';
  * HASH is what `cicada passwd` writes (scrypt) or Mosquitto's `$7$`; SCRAM is an optional
  * SCRAM-SHA-256 verifier for MQTT 5 enhanced authentication.
  */
+
+/** How long a verified login is remembered, and how many are. */
+const VERIFIED_CACHE_MS = 10 * 60_000;
+const VERIFIED_CACHE_SIZE = 10_000;
 
 /** One user of the file. */
 export interface PasswordEntry {
@@ -99,6 +104,13 @@ export class PasswordFileProvider implements AuthProvider {
   readonly name = 'password-file';
   private users: Map<string, PasswordEntry>;
   private watcher: FSWatcher | undefined;
+  /**
+   * Recently verified logins, so that a reconnect storm of honest clients (a network blip)
+   * does not queue hundreds of slow hashes. Keyed by an HMAC under a per-process key: the
+   * passwords themselves are never kept. A reload makes new entries, which invalidates these.
+   */
+  private readonly verified = new Map<string, { entry: PasswordEntry; expires: number }>();
+  private readonly cacheKey = randomBytes(32);
   private debounce: NodeJS.Timeout | undefined;
   /** Reloads run one after another, so an older read never replaces a newer one. */
   private reloading: Promise<void> = Promise.resolve();
@@ -130,8 +142,21 @@ export class PasswordFileProvider implements AuthProvider {
     if (password === undefined) {
       return { decision: 'deny', refusal: 'bad-credentials', reason: 'no password given' };
     }
-    if (!(await verifyPassword(password, entry.hash))) {
-      return { decision: 'deny', refusal: 'bad-credentials', reason: 'wrong password' };
+    // Only successes are remembered: every wrong guess still pays the full hash.
+    const key = createHmac('sha256', this.cacheKey)
+      .update(username)
+      .update('\0')
+      .update(password)
+      .digest('base64');
+    const remembered = this.verified.get(key);
+    const now = Date.now();
+    if (remembered === undefined || remembered.entry !== entry || remembered.expires < now) {
+      if (!(await verifyPassword(password, entry.hash))) {
+        return { decision: 'deny', refusal: 'bad-credentials', reason: 'wrong password' };
+      }
+      this.verified.delete(key);
+      if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(key, { entry, expires: now + VERIFIED_CACHE_MS });
     }
     return { decision: 'allow', identity: { provider: this.name, username } };
   }

@@ -239,6 +239,9 @@ describe('the password file', () => {
       onReload: () => reloads++,
       onError: (e) => errors.push(e),
     });
+    // Verified twice (the second from the remembered login): a changed password must still win.
+    assert.equal((await provider.check(credentials('alice', 'one'))).decision, 'allow');
+    assert.equal((await provider.check(credentials('alice', 'one'))).decision, 'allow');
     const temp = `${file}.new`;
     await writeFile(
       temp,
