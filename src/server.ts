@@ -2,7 +2,12 @@ import { Broker, type BrokerOptions, type MessageInit } from './broker/broker.js
 import type { BrokerEvents } from './broker/hooks.js';
 import type { Store } from './broker/store.js';
 import { type ConnectionGateOptions, Limits, type LimitsOptions } from './limits/index.js';
-import { type MqttHandler, type MqttOptions, mqttHandler } from './protocol/mqtt/index.js';
+import {
+  DEFAULT_MQTT_OPTIONS,
+  type MqttHandler,
+  type MqttOptions,
+  mqttHandler,
+} from './protocol/mqtt/index.js';
 import { DurableStore } from './store/durable/index.js';
 import { MemoryStore } from './store/memory/memory-store.js';
 import { TcpTransport } from './transport/tcp.js';
@@ -57,11 +62,7 @@ export class Cicada {
   private readonly mqtt: MqttHandler;
   /** Handlers of listeners with limits of their own. */
   private readonly handlers: MqttHandler[] = [];
-  private readonly transports: Transport[] = [
-    new TcpTransport(),
-    new TlsTransport(),
-    new WebSocketTransport(),
-  ];
+  private readonly transports: Transport[];
   private readonly bound: Listener[] = [];
   private starting: Promise<void> | undefined;
 
@@ -72,6 +73,13 @@ export class Cicada {
     this.broker = new Broker({ ...core, store: chosen });
     this.limits = limits === undefined || limits instanceof Limits ? limits : new Limits(limits);
     this.mqttOptions = mqtt;
+    // A WebSocket message may carry the largest MQTT packet accepted, and a little framing slack.
+    const maxPacketSize = mqtt?.maxPacketSize ?? DEFAULT_MQTT_OPTIONS.maxPacketSize;
+    this.transports = [
+      new TcpTransport(),
+      new TlsTransport(),
+      new WebSocketTransport({ maxPayload: maxPacketSize + 4096 }),
+    ];
     this.mqtt = mqttHandler(this.broker, mqtt, this.limits);
   }
 
