@@ -1,115 +1,46 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, Socket } from 'node:net';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { applyArgs, parseCliArgs, UsageError } from '../../src/cli/args.js';
 import { DEFAULT_CONFIG } from '../../src/config/schema.js';
 import { createLogger, errorReason } from '../../src/observe/log.js';
+import {
+  type CicadaProcess,
+  type CicadaRun,
+  killCicadas,
+  type LogLine,
+  runCicada as runCicadaProcess,
+  SAFETY_MS,
+  startCicada as startCicadaProcess,
+} from '../helpers/cicada-process.js';
 
-/** dist/test/cli/ -> dist/src/cli/main.js */
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 /** dist/test/cli/ -> the package root. */
 const PACKAGE_JSON = new URL('../../../package.json', import.meta.url);
-/** Only a safety net against a hung child: every wait below is for an event, not a time. */
-const SAFETY_MS = 30_000;
 
 // MQTT 3.1.1 CONNECT: clean session, keep alive 60, empty client id.
 const CONNECT = Buffer.from('100c00044d5154540402003c0000', 'hex');
 const CONNACK_ACCEPTED = Buffer.from('20020000', 'hex');
 
-type LogLine = Record<string, unknown>;
-
-interface Cicada {
-  child: ChildProcess;
-  /** Every stdout line so far, parsed. */
-  lines: LogLine[];
-  stderr(): string;
-  /** The first stdout line matching, now or later; rejects if the process exits first. */
-  waitFor(predicate: (line: LogLine) => boolean, what: string): Promise<LogLine>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running = new Set<ChildProcess>();
 // The broker's default data directory is ./data: run it where that litters nothing.
 const workDir = mkdtempSync(join(tmpdir(), 'cicada-cli-'));
 after(() => {
-  for (const child of running) child.kill('SIGKILL');
+  killCicadas();
   rmSync(workDir, { recursive: true, force: true });
 });
 
 /** Runs the CLI; anonymous access is switched on unless `anonymous` is false. */
-function startCicada(args: string[], anonymous = true): Cicada {
-  const argv = anonymous ? ['--allow-anonymous', ...args] : args;
-  const child = spawn(process.execPath, [MAIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], cwd: workDir });
-  running.add(child);
-  const lines: LogLine[] = [];
-  const waiters = new Set<() => void>();
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  createInterface({ input: child.stdout! }).on('line', (text) => {
-    let line: LogLine;
-    try {
-      line = JSON.parse(text) as LogLine;
-    } catch {
-      line = { notJson: text };
-    }
-    lines.push(line);
-    for (const wake of waiters) wake();
-  });
-  // 'close' comes after stdout and stderr have ended, so the output is complete by then.
-  const exited = once(child, 'close').then(([code, signal]) => {
-    running.delete(child);
-    for (const wake of waiters) wake();
-    return { code: code as number | null, signal: signal as NodeJS.Signals | null };
-  });
-  let closed = false;
-  void exited.then(() => {
-    closed = true;
-  });
-  const waitFor = (predicate: (line: LogLine) => boolean, what: string): Promise<LogLine> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const found = lines.find(predicate);
-        if (found === undefined && !closed && child.exitCode === null && child.signalCode === null) return;
-        waiters.delete(check);
-        clearTimeout(timer);
-        if (found !== undefined) resolve(found);
-        else
-          reject(
-            new Error(
-              `cicada exited before logging ${what}; stdout: ${JSON.stringify(lines)}; stderr: ${stderr}`,
-            ),
-          );
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        reject(
-          new Error(`no ${what} after ${SAFETY_MS} ms; stdout: ${JSON.stringify(lines)}; stderr: ${stderr}`),
-        );
-      }, SAFETY_MS);
-      waiters.add(check);
-      check();
-    });
-  return { child, lines, stderr: () => stderr, waitFor, exited };
+function startCicada(args: string[], anonymous = true): CicadaProcess {
+  return startCicadaProcess(anonymous ? ['--allow-anonymous', ...args] : args, workDir);
 }
 
 /** Runs cicada to its end (it must end by itself). */
-async function runCicada(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const cicada = startCicada(args);
-  const { code } = await cicada.exited;
-  const stdout = cicada.lines.map((line) =>
-    typeof line['notJson'] === 'string' ? line['notJson'] : JSON.stringify(line),
-  );
-  return { code, stdout: stdout.join('\n'), stderr: cicada.stderr() };
+function runCicada(args: string[]): Promise<CicadaRun> {
+  return runCicadaProcess(['--allow-anonymous', ...args], workDir);
 }
 
 /** Reads exactly `size` bytes from a socket. */
