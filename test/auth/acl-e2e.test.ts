@@ -5,8 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { IClientOptions, MqttClient, Packet } from 'mqtt';
-import type { ISubackPacket } from 'mqtt-packet';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { Acl } from '../../src/auth/acl.js';
 import type { AclSubject, Authorizer, Identity } from '../../src/auth/types.js';
 import type { BrokerHooks, ClientInfo, DropReason } from '../../src/broker/hooks.js';
@@ -23,6 +22,7 @@ import {
   type Received,
   within,
 } from '../helpers/mqtt-client.js';
+import { publishCode, subackCodes } from '../helpers/mqtt-codes.js';
 
 /**
  * The ACL end to end: a broker whose hooks ask an `Acl`, MQTT.js 5.0 and 3.1.1 clients and
@@ -97,30 +97,6 @@ async function connect(
   const got = collect(client);
   await connackOf(client);
   return { client, got };
-}
-
-/** The SUBACK codes for `filters`, as sent (MQTT.js turns any failure into an error). */
-async function subackCodes(c: MqttClient, filters: string[], qos: 0 | 1 | 2 = 1): Promise<number[]> {
-  const suback = new Promise<number[]>((resolve) => {
-    const onPacket = (packet: Packet): void => {
-      if (packet.cmd !== 'suback') return;
-      c.off('packetreceive', onPacket);
-      resolve((packet as ISubackPacket).granted as number[]);
-    };
-    c.on('packetreceive', onPacket);
-  });
-  c.subscribe(filters, { qos }, () => {});
-  return within(suback, `SUBACK for ${filters.join(', ')}`);
-}
-
-/** The reason code MQTT.js reports for a publish: 0 when acknowledged positively. */
-async function publishCode(c: MqttClient, topic: string, qos: 1 | 2, options: { retain?: boolean } = {}) {
-  try {
-    await c.publishAsync(topic, `to ${topic}`, { qos, ...options });
-    return 0;
-  } catch (error) {
-    return (error as { code?: number }).code ?? -1;
-  }
 }
 
 /** An application publish after which earlier messages to `got`'s client have arrived. */
