@@ -21,7 +21,7 @@ export class ListenerConfigError extends Error {
 export function listenerSpecs(config: CicadaConfig): ListenerSpec[] {
   const specs: ListenerSpec[] = config.listen.map((url) => ({
     url,
-    options: needsTls(url) ? { tls: tlsOptions(url, config.tls, 'tls') } : {},
+    options: needsTls(url) ? { tls: tlsOptions(url, config.tls, 'tls', true) } : {},
   }));
   config.listeners.forEach((listener, index) => {
     const own = listener.tls.cert !== '' || listener.tls.key !== '';
@@ -29,7 +29,9 @@ export function listenerSpecs(config: CicadaConfig): ListenerSpec[] {
     specs.push({
       url: listener.url,
       options: {
-        ...(needsTls(listener.url) ? { tls: tlsOptions(listener.url, tls, `listeners[${index}].tls`) } : {}),
+        ...(needsTls(listener.url)
+          ? { tls: tlsOptions(listener.url, tls, `listeners[${index}].tls`, !own) }
+          : {}),
         ...(listener.proxyProtocol ? { proxyProtocol: true } : {}),
         ...(Object.values(listener.limits).some((v) => v !== undefined)
           ? { limits: { ...listener.limits } }
@@ -50,11 +52,15 @@ function pickSet(tls: TlsConfig): Partial<TlsConfig> {
   return out;
 }
 
-function tlsOptions(url: string, tls: TlsConfig, key: string): TlsListenOptions {
-  if (tls.cert === '' || tls.key === '') {
-    throw new ListenerConfigError(
-      `${url} needs a certificate and key: set ${key}.cert and ${key}.key (or --tls-cert and --tls-key)`,
-    );
+/** `flags`: whether --tls-cert/--tls-key would fill what is missing (not when the listener has its own files). */
+function tlsOptions(url: string, tls: TlsConfig, key: string, flags: boolean): TlsListenOptions {
+  // Name only what is missing: "needs a certificate and key" when the certificate is given misleads.
+  const missing = (['cert', 'key'] as const).filter((name) => tls[name] === '');
+  if (missing.length > 0) {
+    const what = missing.map((name) => (name === 'cert' ? 'a certificate' : 'a private key')).join(' and ');
+    const settings = missing.map((name) => `${key}.${name}`).join(' and ');
+    const options = flags ? ` (or ${missing.map((name) => `--tls-${name}`).join(' and ')})` : '';
+    throw new ListenerConfigError(`${url} needs ${what}: set ${settings}${options}`);
   }
   return {
     cert: tls.cert,
