@@ -21,6 +21,9 @@ import { connackOf } from '../helpers/mqtt-client.js';
 /** The listener most tests use: plain MQTT on a free loopback port. */
 export const LOCAL = 'mqtt://127.0.0.1:0';
 
+/** The start-up warning when nobody could log in. */
+export const NO_WAY_IN = 'no way to log in: anonymous access is off and no credentials are configured';
+
 /** A temporary directory for this test file (made before its tests, removed after); kills leftover brokers. */
 export function fileDir(prefix: string): () => string {
   let dir = '';

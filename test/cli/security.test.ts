@@ -14,6 +14,7 @@ import {
   LOCAL,
   logged,
   login,
+  NO_WAY_IN,
   passwd,
   refusal,
   sighup,
@@ -30,8 +31,6 @@ import {
 
 const dir = fileDir('cli-security');
 const { mqttClient, raw } = perTest();
-
-const NO_WAY_IN = 'no way to log in: anonymous access is off and no credentials are configured';
 
 /** Resolves once `attempt` succeeds; each failure tries again (a safety net of 100 tries). */
 async function eventually(attempt: () => Promise<boolean>, what: string): Promise<void> {
