@@ -1,6 +1,8 @@
 import { Broker, type BrokerOptions, type MessageInit } from './broker/broker.js';
 import type { BrokerEvents } from './broker/hooks.js';
 import type { Store } from './broker/store.js';
+import type { HttpApp } from './http/app.js';
+import { createHttpApp, DEFAULT_HTTP_OPTIONS, type HttpOptions, type Readiness } from './http/modules.js';
 import { type ConnectionGateOptions, Limits, type LimitsOptions } from './limits/index.js';
 import {
   DEFAULT_MQTT_OPTIONS,
@@ -10,6 +12,7 @@ import {
 } from './protocol/mqtt/index.js';
 import { DurableStore } from './store/durable/index.js';
 import { MemoryStore } from './store/memory/memory-store.js';
+import { sharedHttpServers } from './transport/http-server.js';
 import { TcpTransport } from './transport/tcp.js';
 import { TlsTransport } from './transport/tls.js';
 import type { Listener, ListenOptions, Transport } from './transport/transport.js';
@@ -31,6 +34,8 @@ export interface CicadaOptions extends Partial<Omit<BrokerOptions, 'store'>> {
    * (an embedding application decides; the `cicada` command applies production defaults).
    */
   limits?: Partial<LimitsOptions> | Limits;
+  /** The HTTP API of `http://` and `https://` listeners (admin token, access control, SSE). */
+  http?: HttpOptions;
 }
 
 /** Per-listener settings: transport options plus the listener's own connection caps. */
@@ -65,9 +70,17 @@ export class Cicada {
   private readonly transports: Transport[];
   private readonly bound: Listener[] = [];
   private starting: Promise<void> | undefined;
+  private readonly httpOptions: HttpOptions;
+  private httpApp: HttpApp | undefined;
+  /** `listen` calls not finished: the broker is not ready while listeners are still coming up. */
+  private pendingListens = 0;
+  private closing = false;
+  private readonly httpListeners = new Set<Listener>();
+  private readonly createdAt = Date.now();
 
   constructor(options: CicadaOptions = {}) {
-    const { mqtt, store, dataDir, limits, ...core } = options;
+    const { mqtt, store, dataDir, limits, http, ...core } = options;
+    this.httpOptions = http ?? {};
     const chosen =
       store ?? (dataDir === undefined ? new MemoryStore() : new DurableStore({ directory: dataDir }));
     this.broker = new Broker({ ...core, store: chosen });
@@ -94,8 +107,35 @@ export class Cicada {
    * free one); `options` carry per-listener settings such as TLS files and the PROXY protocol.
    */
   async listen(url: string, options: CicadaListenOptions = {}): Promise<Listener> {
+    this.pendingListens++;
+    try {
+      return await this.bind(url, options);
+    } finally {
+      this.pendingListens--;
+    }
+  }
+
+  /** `ready` once the store is open and no `listen` is under way; `stopping` from `close` on. */
+  get readiness(): Readiness {
+    if (this.closing) return 'stopping';
+    return this.broker.running && this.pendingListens === 0 ? 'ready' : 'starting';
+  }
+
+  /** The HTTP API (made on first use), so an application can add routes of its own. */
+  get http(): HttpApp {
+    this.httpApp ??= createHttpApp({
+      broker: this.broker,
+      options: { ...DEFAULT_HTTP_OPTIONS, ...this.httpOptions },
+      readiness: () => this.readiness,
+      startedAt: this.createdAt,
+    });
+    return this.httpApp;
+  }
+
+  private async bind(url: string, options: CicadaListenOptions): Promise<Listener> {
     await this.start();
     const parsed = new URL(url);
+    if (parsed.protocol === 'http:' || parsed.protocol === 'https:') return this.listenHttp(parsed, options);
     const transport = this.transports.find((t) => t.schemes.includes(parsed.protocol));
     if (transport === undefined) throw new Error(`no transport for '${parsed.protocol}' in ${url}`);
     const { limits, ...transportOptions } = options;
@@ -108,6 +148,32 @@ export class Cicada {
     }
     const listener = await transport.listen(parsed, handler, transportOptions);
     this.bound.push(listener);
+    return listener;
+  }
+
+  /** Mounts the HTTP API on a shared HTTP(S) server (which may also serve ws://.../mqtt). */
+  private async listenHttp(url: URL, options: CicadaListenOptions): Promise<Listener> {
+    const secure = url.protocol === 'https:';
+    if (secure && options.tls === undefined)
+      throw new Error(`${url} needs TLS settings (certificate and key)`);
+    const host = url.hostname.replace(/^\[|\]$/g, '') || '0.0.0.0';
+    const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
+    const urlText = url.toString();
+    const tls = secure ? options.tls : undefined;
+    const route = await sharedHttpServers.routeRequests(
+      { host, port, ...(tls === undefined ? {} : { tls }) },
+      '/',
+      this.http.handler({ listener: urlText, secure }),
+    );
+    const listener: Listener = {
+      url: urlText,
+      host: route.host,
+      port: route.port,
+      close: async () => route.close(),
+      reload: () => route.reload(),
+    };
+    this.bound.push(listener);
+    this.httpListeners.add(listener);
     return listener;
   }
 
@@ -145,7 +211,11 @@ export class Cicada {
 
   /** Stops listening, closes every connection and the store. */
   async close(): Promise<void> {
-    await Promise.all(this.bound.splice(0).map((l) => l.close()));
+    this.closing = true;
+    // The HTTP API closes last, so that /readyz answers "stopping" while connections drain.
+    const listeners = this.bound.splice(0);
+    const http = listeners.filter((l) => this.httpListeners.has(l));
+    await Promise.all(listeners.filter((l) => !this.httpListeners.has(l)).map((l) => l.close()));
     if (this.starting !== undefined) {
       await this.starting.catch(() => {});
       await this.broker.close();
@@ -153,6 +223,8 @@ export class Cicada {
     for (const handler of [this.mqtt, ...this.handlers]) {
       for (const connection of handler.connections) connection.stream.destroy();
     }
+    await Promise.all(http.map((l) => l.close()));
+    this.httpListeners.clear();
     this.limits?.close();
   }
 }

@@ -1,0 +1,59 @@
+// Calls to the broker's admin API. Paths are relative to the dashboard (served at
+// /dashboard/), so the dashboard also works behind a reverse proxy that adds a prefix.
+
+/** An API answer that was not a success: `status` is the HTTP status. */
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+let unauthorized = () => {};
+
+/** Registers what happens when a call comes back 401 (the session expired: show the login). */
+export function onUnauthorized(callback) {
+  unauthorized = callback;
+}
+
+/** The URL of an API path such as `stats` or `clients?search=x`. */
+export function apiUrl(path) {
+  return new URL(`../api/v1/${path}`, document.baseURI).href;
+}
+
+/** Calls the API; resolves with the parsed JSON body (or null), rejects with an ApiError. */
+export async function api(path, { method = 'GET', body } = {}) {
+  const headers = { accept: 'application/json' };
+  const init = { method, headers, credentials: 'same-origin' };
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(apiUrl(path), init);
+  } catch {
+    throw new ApiError(0, 'The broker cannot be reached.');
+  }
+  const text = await response.text();
+  let parsed = null;
+  try {
+    parsed = text === '' ? null : JSON.parse(text);
+  } catch {
+    parsed = null;
+  }
+  if (response.ok) return parsed;
+  const message = parsed?.error?.message ?? `${response.status} ${response.statusText}`;
+  if (response.status === 401 && path !== 'login') unauthorized();
+  throw new ApiError(response.status, message);
+}
+
+/** The query string of `params`, leaving out empty values. */
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== '') search.append(key, String(value));
+  }
+  const text = search.toString();
+  return text === '' ? '' : `?${text}`;
+}
