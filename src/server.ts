@@ -44,6 +44,15 @@ export interface CicadaListenOptions extends ListenOptions {
   readonly limits?: Partial<ConnectionGateOptions>;
 }
 
+/**
+ * Settings `reconfigure` changes on a running broker. Not the packet size: it also bounds
+ * WebSocket frames, fixed when the broker is made.
+ */
+export interface LiveSettings {
+  mqtt?: Partial<Omit<MqttOptions, 'maxPacketSize'>>;
+  limits?: Partial<Pick<ConnectionGateOptions, 'maxConnections' | 'maxConnectionsPerAddress'>>;
+}
+
 /** What `publish` takes: a payload as text or bytes, QoS 0 and not retained by default. */
 export type PublishInit = Omit<MessageInit, 'payload' | 'qos' | 'retain'> & {
   payload: Buffer | string;
@@ -63,7 +72,7 @@ export class Cicada {
   readonly broker: Broker;
   /** The process-wide limits, if any. */
   readonly limits: Limits | undefined;
-  private readonly mqttOptions: Partial<MqttOptions> | undefined;
+  private mqttOptions: Partial<MqttOptions> | undefined;
   private readonly mqtt: MqttHandler;
   /** Handlers of listeners with limits of their own. */
   private readonly handlers: MqttHandler[] = [];
@@ -179,6 +188,20 @@ export class Cicada {
 
   get listeners(): readonly Listener[] {
     return this.bound;
+  }
+
+  /**
+   * Changes settings while running (SIGHUP): MQTT settings for connections accepted from now
+   * on (open ones keep what their CONNACK announced), the process's connection caps at the
+   * next admission.
+   */
+  reconfigure(changes: LiveSettings): void {
+    if (changes.mqtt !== undefined) {
+      this.mqttOptions = { ...this.mqttOptions, ...changes.mqtt };
+      for (const handler of [this.mqtt, ...this.handlers]) handler.reconfigure(changes.mqtt);
+    }
+    if (changes.limits !== undefined && this.limits !== undefined)
+      Object.assign(this.limits.gate.options, changes.limits);
   }
 
   /** Publishes a message from the application itself (no client, no authorization). */

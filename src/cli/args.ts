@@ -169,6 +169,7 @@ export function applyArgs(config: Readonly<CicadaConfig>, args: CliArgs): Cicada
   return {
     listen: [...(args.listen ?? config.listen)],
     logLevel: args.logLevel ?? config.logLevel,
+    shutdownTimeout: config.shutdownTimeout,
     store: {
       type: args.memory ? 'memory' : args.data !== undefined ? 'durable' : config.store.type,
       directory: args.data ?? config.store.directory,

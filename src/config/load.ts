@@ -145,7 +145,11 @@ function validateSection(
   return out;
 }
 
-function validateLeaf(field: LeafField, value: unknown, key: string, source: string): unknown {
+/**
+ * Checks one setting's value against its field (as a file gives it: numbers, booleans,
+ * strings, lists) and returns it; throws a `ConfigError` naming `key`, the value and what was expected.
+ */
+export function validateLeaf(field: LeafField, value: unknown, key: string, source: string): unknown {
   switch (field.kind) {
     case 'integer':
       if (typeof value === 'number' && Number.isInteger(value) && value >= field.min && value <= field.max)
@@ -253,7 +257,7 @@ function suggest(name: string, parent: string): string | undefined {
 }
 
 /** Optimal string alignment distance: edits, counting a swap of neighbours as one. */
-function editDistance(a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   const rows: number[][] = [];
   for (let i = 0; i <= a.length; i++) {
     const row = [i];

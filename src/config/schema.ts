@@ -59,6 +59,7 @@ export interface CicadaConfig {
   listeners: ListenerConfig[];
   tls: TlsConfig;
   logLevel: LogLevel;
+  shutdownTimeout: number;
   store: StoreConfig;
   broker: BrokerConfig;
   mqtt: MqttOptions;
@@ -82,6 +83,12 @@ export const CONFIG_SCHEMA: SchemaFor<CicadaConfig> = {
   listeners: LISTENERS,
   tls: TLS,
   logLevel: oneOf(LOG_LEVELS, 'info', 'Least severe level logged'),
+  shutdownTimeout: integer(
+    1,
+    3600,
+    10,
+    'Seconds a shutdown may take to drain before the process exits with an error',
+  ),
   store: section<StoreConfig>('Where state is kept', {
     type: oneOf(['durable', 'memory'], 'durable', 'durable: on disk, crash-safe; memory: lost at stop'),
     directory: string('./data', 'Data directory of the durable store'),

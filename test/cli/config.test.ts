@@ -46,6 +46,7 @@ async function loadError(text: string): Promise<{ path: string; error: ConfigErr
 const FULL_YAML = `# every setting, none at its default
 listen: ["mqtt://127.0.0.1:1884", "tcp://[::1]:0"]
 logLevel: debug
+shutdownTimeout: 30
 store:
   type: memory
   directory: /var/lib/cicada
@@ -140,6 +141,7 @@ limits:
 const FULL_CONFIG: CicadaConfig = {
   listen: ['mqtt://127.0.0.1:1884', 'tcp://[::1]:0'],
   logLevel: 'debug',
+  shutdownTimeout: 30,
   store: { type: 'memory', directory: '/var/lib/cicada' },
   broker: {
     maxQueuedMessages: 10,
@@ -305,6 +307,7 @@ describe('config: defaults and reference', () => {
     const expected = [
       'listen',
       'logLevel',
+      'shutdownTimeout',
       'store',
       'store.type',
       'store.directory',

@@ -18,6 +18,11 @@ export type MqttHandler = ConnectionHandler & {
   connections: Set<MqttConnection>;
   /** The gate and memory watch this handler applies; undefined when it was given none. */
   limits: Limits | undefined;
+  /**
+   * Changes settings for connections accepted from now on; open connections keep theirs
+   * (their CONNACK announced them).
+   */
+  reconfigure(options: Partial<MqttOptions>): void;
 };
 
 /**
@@ -30,7 +35,7 @@ export function mqttHandler(
   options: Partial<MqttOptions> = {},
   limits?: Limits | Partial<LimitsOptions>,
 ): MqttHandler {
-  const resolved: MqttOptions = { ...DEFAULT_MQTT_OPTIONS, ...options };
+  let resolved: MqttOptions = { ...DEFAULT_MQTT_OPTIONS, ...options };
   const guard = limits === undefined || limits instanceof Limits ? limits : new Limits(limits);
   const memory = guard?.memory;
   if (memory !== undefined) {
@@ -75,7 +80,10 @@ export function mqttHandler(
       }
     });
   };
-  return Object.assign(handler, { connections, limits: guard });
+  const reconfigure = (changes: Partial<MqttOptions>): void => {
+    resolved = { ...resolved, ...changes };
+  };
+  return Object.assign(handler, { connections, limits: guard, reconfigure });
 }
 
 /**
