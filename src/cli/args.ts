@@ -195,5 +195,6 @@ export function applyArgs(config: Readonly<CicadaConfig>, args: CliArgs): Cicada
     },
     acl: { file: args.aclFile ?? config.acl.file },
     limits: { ...config.limits },
+    http: { ...config.http },
   };
 }

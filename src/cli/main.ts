@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AccessControl } from '../auth/access-control.js';
 import { accessControlFromConfig, persistentSecret } from '../auth/from-config.js';
+import { readAdminToken } from '../config/http.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import { type CicadaConfig, DEFAULT_CONFIG } from '../config/schema.js';
 import { createLogger, errorReason, type Logger } from '../observe/log.js';
@@ -63,8 +64,10 @@ async function main(argv: readonly string[]): Promise<void> {
 async function run(config: CicadaConfig, log: Logger, configFile: string | undefined): Promise<void> {
   let listeners: ListenerSpec[];
   let access: AccessControl;
+  let adminToken: string | undefined;
   try {
     listeners = listenerSpecs(config);
+    adminToken = await readAdminToken(config.http);
     // The durable store's directory keeps the SCRAM secret, so unknown users stay unrecognisable across restarts.
     const secret =
       config.store.type === 'durable' && config.auth.passwordFile !== '' && config.auth.scram
@@ -93,6 +96,13 @@ async function run(config: CicadaConfig, log: Logger, configFile: string | undef
     mqtt: config.mqtt,
     limits: config.limits,
     hooks: access.hooks(),
+    http: {
+      adminToken: adminToken ?? '',
+      accessControl: access,
+      metricsAuth: config.http.metricsAuth,
+      sseKeepAlive: config.http.sseKeepAlive,
+      sseReplayWindow: config.http.sseReplayWindow,
+    },
     onError: (error) => log.error('internal error', { error }),
   });
   broker.on('clientConnected', (client, sessionPresent) =>
@@ -149,7 +159,11 @@ async function run(config: CicadaConfig, log: Logger, configFile: string | undef
   // SIGHUP re-reads the password, token-key and ACL files and the TLS certificates.
   const reload = (): void => {
     log.info('reloading', { signal: 'SIGHUP' });
-    const steps = [access.reload(), ...broker.listeners.map((l) => l.reload?.())];
+    const steps = [
+      access.reload(),
+      ...broker.listeners.map((l) => l.reload?.()),
+      readAdminToken(config.http).then((token) => broker.http.auth.setAdminToken(token)),
+    ];
     for (const step of steps) step?.catch((error: unknown) => log.error('reload failed', { error }));
     Promise.allSettled(steps).then(() => log.info('reloaded'));
   };

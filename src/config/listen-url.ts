@@ -1,5 +1,16 @@
 /** URL schemes a listener may use (the transports `createBroker` knows). */
-export const LISTENER_SCHEMES: readonly string[] = ['mqtt:', 'tcp:', 'mqtts:', 'ssl:', 'tls:', 'ws:', 'wss:'];
+export const LISTENER_SCHEMES: readonly string[] = [
+  'mqtt:',
+  'tcp:',
+  'mqtts:',
+  'ssl:',
+  'tls:',
+  'ws:',
+  'wss:',
+  // The HTTP API (admin, push, SSE, metrics, dashboard); it may share a port with ws:.
+  'http:',
+  'https:',
+];
 
 /** Why `text` is not a listener URL (what was expected), or undefined if it is one. */
 export function checkListenUrl(text: string): string | undefined {

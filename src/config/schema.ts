@@ -17,6 +17,7 @@ import {
   walkFields,
 } from './fields.js';
 
+import { HTTP, type HttpConfig } from './http.js';
 import { checkListenUrl, LISTENER_SCHEMES } from './listen-url.js';
 import {
   ACL,
@@ -66,6 +67,7 @@ export interface CicadaConfig {
   auth: AuthConfig;
   acl: AclConfig;
   limits: LimitsOptions;
+  http: HttpConfig;
 }
 
 const UINT32_MAX = 0xffff_ffff;
@@ -180,6 +182,7 @@ export const CONFIG_SCHEMA: SchemaFor<CicadaConfig> = {
   auth: AUTH,
   acl: ACL,
   limits: LIMITS,
+  http: HTTP,
 };
 
 /** The schema as the validator walks it. */

@@ -174,7 +174,9 @@ export const ACL = section<AclConfig>('Topic access control', {
 /** Schemes that need the listener's `tls` certificate and key. */
 export function needsTls(url: string): boolean {
   const scheme = new URL(url).protocol;
-  return scheme === 'mqtts:' || scheme === 'ssl:' || scheme === 'tls:' || scheme === 'wss:';
+  return (
+    scheme === 'mqtts:' || scheme === 'ssl:' || scheme === 'tls:' || scheme === 'wss:' || scheme === 'https:'
+  );
 }
 
 export type { SectionField };

@@ -136,6 +136,12 @@ limits:
   memoryHighWaterMark: -1
   memoryLowWaterMark: 1000000
   memorySampleInterval: 250
+http:
+  adminToken: s3cret
+  adminTokenFile: /etc/cicada/admin-token
+  metricsAuth: true
+  sseKeepAlive: 5
+  sseReplayWindow: 120
 `;
 
 const FULL_CONFIG: CicadaConfig = {
@@ -235,6 +241,13 @@ const FULL_CONFIG: CicadaConfig = {
     memoryLowWaterMark: 1_000_000,
     memorySampleInterval: 250,
   },
+  http: {
+    adminToken: 's3cret',
+    adminTokenFile: '/etc/cicada/admin-token',
+    metricsAuth: true,
+    sseKeepAlive: 5,
+    sseReplayWindow: 120,
+  },
 };
 
 describe('config: valid files', () => {
@@ -317,7 +330,7 @@ describe('config: defaults and reference', () => {
       ...mqttKeys.map((key) => `mqtt.${key}`),
     ];
     // Listeners, TLS, auth and ACL settings are the config's own; their table is checked above.
-    const own = /^(listeners|tls|auth|acl|limits)\b/;
+    const own = /^(listeners|tls|auth|acl|limits|http)\b/;
     assert.deepEqual(
       rows
         .map((row) => row.key)
@@ -419,8 +432,8 @@ describe('config: one-line errors', () => {
     ['an empty listen list', 'listen: []\n', 'listen is [], expected at least one listener URL', 'listen'],
     [
       'a listen URL of another scheme',
-      'listen: ["mqtt://0.0.0.0:1883", "http://0.0.0.0:80"]\n',
-      'listen[1] is "http://0.0.0.0:80", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws or wss, such as mqtt://0.0.0.0:1883',
+      'listen: ["mqtt://0.0.0.0:1883", "ftp://0.0.0.0:21"]\n',
+      'listen[1] is "ftp://0.0.0.0:21", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws, wss, http or https, such as mqtt://0.0.0.0:1883',
       'listen[1]',
     ],
     [
@@ -449,8 +462,8 @@ describe('config: one-line errors', () => {
     ],
     [
       'a listener URL of another scheme',
-      'listeners:\n  - url: http://0.0.0.0:80\n',
-      'listeners[0].url is "http://0.0.0.0:80", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws or wss, such as mqtt://0.0.0.0:1883',
+      'listeners:\n  - url: ftp://0.0.0.0:21\n',
+      'listeners[0].url is "ftp://0.0.0.0:21", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws, wss, http or https, such as mqtt://0.0.0.0:1883',
       'listeners[0].url',
     ],
     [
