@@ -4,6 +4,9 @@ import type { Store } from './broker/store.js';
 import type { HttpApp } from './http/app.js';
 import { createHttpApp, DEFAULT_HTTP_OPTIONS, type HttpOptions, type Readiness } from './http/modules.js';
 import { type ConnectionGateOptions, Limits, type LimitsOptions } from './limits/index.js';
+import { BrokerMetrics } from './observe/broker-metrics.js';
+import { SysTopics } from './observe/sys-topics.js';
+import { cicadaVersion } from './observe/version.js';
 import {
   DEFAULT_MQTT_OPTIONS,
   type MqttHandler,
@@ -36,6 +39,10 @@ export interface CicadaOptions extends Partial<Omit<BrokerOptions, 'store'>> {
   limits?: Partial<LimitsOptions> | Limits;
   /** The HTTP API of `http://` and `https://` listeners (admin token, access control, SSE). */
   http?: HttpOptions;
+  /** Prometheus metrics (`Cicada.metrics`, served as `GET /metrics` on `http://` listeners). Default true. */
+  metrics?: boolean;
+  /** The `$SYS/broker/...` topics: `interval` in seconds, default 0 (off; the `cicada` command's default is 10). */
+  sys?: { interval?: number };
 }
 
 /** Per-listener settings: transport options plus the listener's own connection caps. */
@@ -86,13 +93,24 @@ export class Cicada {
   private closing = false;
   private readonly httpListeners = new Set<Listener>();
   private readonly createdAt = Date.now();
+  /** What the broker measures; undefined with `metrics: false` (and no `$SYS`). */
+  readonly metrics: BrokerMetrics | undefined;
+  private readonly sys: SysTopics | undefined;
 
   constructor(options: CicadaOptions = {}) {
-    const { mqtt, store, dataDir, limits, http, ...core } = options;
+    const { mqtt, store, dataDir, limits, http, metrics, sys, ...core } = options;
     this.httpOptions = http ?? {};
     const chosen =
       store ?? (dataDir === undefined ? new MemoryStore() : new DurableStore({ directory: dataDir }));
     this.broker = new Broker({ ...core, store: chosen });
+    const sysInterval = sys?.interval ?? 0;
+    if (metrics !== false || sysInterval > 0) {
+      const version = cicadaVersion();
+      this.metrics = new BrokerMetrics(this.broker, version);
+      if (chosen instanceof DurableStore) chosen.onCommit ??= this.metrics.recordCommit;
+      if (sysInterval > 0)
+        this.sys = new SysTopics(this.broker, { interval: sysInterval, version, metrics: this.metrics });
+    }
     this.limits = limits === undefined || limits instanceof Limits ? limits : new Limits(limits);
     this.mqttOptions = mqtt;
     // A WebSocket message may carry the largest MQTT packet accepted, and a little framing slack.
@@ -107,7 +125,7 @@ export class Cicada {
 
   /** Opens the store and restores state; `listen` does this on first use. */
   start(): Promise<void> {
-    this.starting ??= this.broker.start();
+    this.starting ??= this.broker.start().then(() => this.sys?.start());
     return this.starting;
   }
 
@@ -137,6 +155,7 @@ export class Cicada {
       options: { ...DEFAULT_HTTP_OPTIONS, ...this.httpOptions },
       readiness: () => this.readiness,
       startedAt: this.createdAt,
+      ...(this.metrics === undefined ? {} : { metrics: this.metrics }),
     });
     return this.httpApp;
   }
@@ -235,6 +254,8 @@ export class Cicada {
   /** Stops listening, closes every connection and the store. */
   async close(): Promise<void> {
     this.closing = true;
+    this.sys?.stop();
+    this.metrics?.close();
     // The HTTP API closes last, so that /readyz answers "stopping" while connections drain.
     const listeners = this.bound.splice(0);
     const http = listeners.filter((l) => this.httpListeners.has(l));

@@ -1,5 +1,6 @@
 import type { AccessControl } from '../auth/access-control.js';
 import type { Broker } from '../broker/broker.js';
+import type { BrokerMetrics } from '../observe/broker-metrics.js';
 import type { HttpApp } from './app.js';
 
 /**
@@ -44,6 +45,8 @@ export interface HttpContext {
   readiness(): Readiness;
   /** When the broker object was made, in ms since the epoch (for uptime). */
   readonly startedAt: number;
+  /** What the broker measures (`GET /metrics`, the stats); absent when metrics are off. */
+  readonly metrics?: BrokerMetrics;
 }
 
 /** Registers one concern's routes. */

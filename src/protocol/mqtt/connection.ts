@@ -20,6 +20,7 @@ import {
 } from '../../codec/mqtt/index.js';
 import type { MemoryWatch } from '../../limits/memory-watch.js';
 import { PublishThrottle } from '../../limits/publish-throttle.js';
+import { type Traffic, trafficOf } from '../../observe/traffic.js';
 import type { ConnectionInfo } from '../../transport/transport.js';
 import { drainDeliveries, handleDeliveryAck, overSoftLimit } from './delivery.js';
 import { ProtocolViolation, serverDisconnectCode } from './errors.js';
@@ -74,6 +75,8 @@ export class MqttConnection implements ClientLink {
   readPauses = 0;
   /** True while reads are paused by the throttle: idleness is then ours, not the client's. */
   readsHeld = false;
+  /** The broker's traffic counters (plain numbers: counting costs an add, see traffic.ts). */
+  readonly traffic: Traffic;
   /** Undefined when nothing limits publishing: the read path then costs one check. */
   private readonly throttle: PublishThrottle | undefined;
 
@@ -113,6 +116,7 @@ export class MqttConnection implements ClientLink {
     stream.on('close', () => this.teardown('socket-closed', true));
     stream.on('error', () => this.teardown('socket-error', true));
     this.idleLimit = options.connectTimeout;
+    this.traffic = trafficOf(broker);
     this.outboundSoftLimit = Math.max(options.outboundSoftLimit, stream.writableHighWaterMark);
     this.throttle = PublishThrottle.create(
       { messagesPerSecond: options.maxPublishRate, bytesPerSecond: options.maxPublishBytesRate },
@@ -129,6 +133,7 @@ export class MqttConnection implements ClientLink {
   private onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.lastActivity = Date.now();
+    this.traffic.bytesReceived += chunk.length;
     try {
       this.decoder.feed(chunk);
     } catch (error) {
@@ -281,6 +286,7 @@ export class MqttConnection implements ClientLink {
       process.nextTick(this.uncork);
     }
     this.stream.write(bytes);
+    this.traffic.bytesSent += bytes.length;
     // True while the client keeps up; false once it is a slow consumer (see delivery.ts).
     return this.stream.writableLength <= this.outboundSoftLimit || overSoftLimit(this);
   }

@@ -124,6 +124,9 @@ function encodeDelivery(
     conn.broker.discard(conn.session!, delivery, 'packet-too-large');
     return undefined;
   }
+  const { traffic } = conn;
+  traffic.messagesSent[delivery.qos]++;
+  traffic.payloadBytesSent[delivery.qos] += message.payload.length;
   return template.encode(conn.version, variant);
 }
 

@@ -32,6 +32,8 @@ export interface DurableStoreOptions {
    * wills of expired sessions are reported again by the next open.
    */
   commitExpirySweep?: boolean;
+  /** Told the duration of each commit that wrote something, in seconds (for metrics). */
+  onCommit?: (seconds: number) => void;
 }
 
 /** Counters for tuning and benchmarks. */
@@ -89,6 +91,11 @@ export class DurableStore implements Store {
   readonly #commitDelay: number;
   readonly #verifyOnOpen: boolean;
   readonly #commitExpirySweep: boolean;
+  /**
+   * Told the duration of each commit that wrote something, in seconds: from LMDB starting the
+   * transaction to its fdatasync returning. May be set after construction (metrics come later).
+   */
+  onCommit: ((seconds: number) => void) | undefined;
   #state: State = 'new';
   #tables: Tables | undefined;
   #operations = 0;
@@ -116,6 +123,7 @@ export class DurableStore implements Store {
     this.#commitDelay = options.commitDelay ?? 0;
     this.#verifyOnOpen = options.verifyOnOpen ?? true;
     this.#commitExpirySweep = options.commitExpirySweep ?? true;
+    this.onCommit = options.onCommit;
   }
 
   stats(): DurableStoreStats {
@@ -284,8 +292,10 @@ export class DurableStore implements Store {
     let batch: Batch | undefined;
     let writer: BatchWriter | undefined;
     let committed: Promise<unknown>;
+    let startedAt = 0;
     try {
       committed = tables.root.childTransaction(() => {
+        startedAt = performance.now();
         batch = this.#batch;
         this.#batch = undefined;
         if (batch === undefined) return;
@@ -299,9 +309,20 @@ export class DurableStore implements Store {
       committed = Promise.reject(error);
     }
     committed.then(
-      () => this.#written(batch, writer, undefined),
+      () => {
+        const seconds = (performance.now() - startedAt) / 1000;
+        this.#written(batch, writer, undefined);
+        if (writer !== undefined && writer.writes > 0) this.#reportCommit(seconds);
+      },
       async (error: unknown) => this.#written(batch, writer, await commitFailure(error)),
     );
+  }
+
+  /** An observer's failure must not fail the store (nor go unhandled). */
+  #reportCommit(seconds: number): void {
+    try {
+      this.onCommit?.(seconds);
+    } catch {}
   }
 
   /** A batch's transaction settled: update what is known, settle its promises, go on. */
