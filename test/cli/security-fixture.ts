@@ -10,7 +10,7 @@ import {
   type LogLine,
   startCicada,
 } from '../helpers/cicada-process.js';
-import { connackOf } from '../helpers/mqtt-client.js';
+import { connackOf, mqttConnect } from '../helpers/mqtt-client.js';
 
 /**
  * What the security tests of the `cicada` command share: a temporary directory per file,
@@ -117,4 +117,21 @@ export function login(
     ...(username === undefined ? {} : { username }),
     ...(password === undefined ? {} : { password }),
   };
+}
+
+/** Resolves once `attempt` succeeds; each failure tries again (a safety net of 100 tries). */
+export async function eventually(attempt: () => Promise<boolean>, what: string): Promise<void> {
+  for (let tries = 0; tries < 100; tries++) if (await attempt()) return;
+  assert.fail(`never: ${what}`);
+}
+
+/** Whether MQTT.js gets in with `options`; the client is closed either way. */
+export async function admits(url: string, options: IClientOptions): Promise<boolean> {
+  const client = mqttConnect(url, options);
+  const admitted = await connackOf(client).then(
+    () => true,
+    () => false,
+  );
+  await client.endAsync(true);
+  return admitted;
 }

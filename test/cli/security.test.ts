@@ -9,6 +9,8 @@ import { collect, connackOf, perTest, untilPayload } from '../helpers/mqtt-clien
 import { publishCode, subackCodes } from '../helpers/mqtt-codes.js';
 import { ScramClient } from '../helpers/scram-client.js';
 import {
+  admits,
+  eventually,
   failureOf,
   fileDir,
   LOCAL,
@@ -31,23 +33,6 @@ import {
 
 const dir = fileDir('cli-security');
 const { mqttClient, raw } = perTest();
-
-/** Resolves once `attempt` succeeds; each failure tries again (a safety net of 100 tries). */
-async function eventually(attempt: () => Promise<boolean>, what: string): Promise<void> {
-  for (let tries = 0; tries < 100; tries++) if (await attempt()) return;
-  assert.fail(`never: ${what}`);
-}
-
-/** Whether MQTT.js gets in as `username`/`password`; the client is closed either way. */
-async function admits(url: string, clientId: string, username: string, password: string): Promise<boolean> {
-  const client = mqttClient(url, login(clientId, username, password));
-  const admitted = await connackOf(client).then(
-    () => true,
-    () => false,
-  );
-  await client.endAsync(true);
-  return admitted;
-}
 
 describe('anonymous access', { timeout: 60_000 }, () => {
   test('off by default: 0x87 (5.0) and 5 (3.1.1), one failure line per attempt, and a start-up warning', async () => {
@@ -168,12 +153,12 @@ describe('a password file made by cicada passwd', { timeout: 120_000 }, () => {
     });
     const cicada = await startReady(['--config', config, '--listen', LOCAL, '--password-file', file], dir());
     const url = `mqtt://127.0.0.1:${await cicada.port(LOCAL)}`;
-    assert.equal(await admits(url, 'before', 'alice', 'wonderland'), true);
+    assert.equal(await admits(url, login('before', 'alice', 'wonderland')), true);
 
     await passwd(file, 'alice', 'looking-glass');
     let tries = 0;
     await eventually(
-      () => admits(url, `retry-${++tries}`, 'alice', 'looking-glass'),
+      () => admits(url, login(`retry-${++tries}`, 'alice', 'looking-glass')),
       'the new password admits',
     );
     assert.equal(await refusal(mqttClient(url, login('old', 'alice', 'wonderland'))), 0x86);
@@ -203,7 +188,7 @@ describe('a password file made by cicada passwd', { timeout: 120_000 }, () => {
         ['reloaded', undefined],
       ],
     );
-    assert.equal(await admits(url, 'carol-2', 'carol', 'carol-pw'), true, 'carol is in after SIGHUP');
+    assert.equal(await admits(url, login('carol-2', 'carol', 'carol-pw')), true, 'carol is in after SIGHUP');
 
     await writeFile(file, 'alice has no colon\n');
     const broken = await sighup(cicada);
@@ -211,7 +196,7 @@ describe('a password file made by cicada passwd', { timeout: 120_000 }, () => {
     assert.ok(failed !== undefined, `a reload failed line: ${JSON.stringify(broken)}`);
     assert.equal(failed['level'], 'error');
     assert.match(JSON.stringify(failed['error']), /passwords:1: expected username:hash/);
-    assert.equal(await admits(url, 'alice-after', 'alice', 'wonderland'), true, 'the old users stay');
+    assert.equal(await admits(url, login('alice-after', 'alice', 'wonderland')), true, 'the old users stay');
     await stop(cicada);
   });
 });
