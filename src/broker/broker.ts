@@ -77,6 +77,11 @@ export interface ConnectRequest {
   client: ClientInfo;
   /** The client already passed this enhanced authentication exchange; the authenticate hook sees it. */
   enhancedAuthentication?: EnhancedAuthentication;
+  /**
+   * The protocol has already authenticated the caller with its own check (an HTTP request's
+   * credentials, see src/http/caller.ts): the authenticate hook is not asked again.
+   */
+  authenticated?: boolean;
 }
 
 export type ConnectOutcome =
@@ -96,6 +101,8 @@ export interface DisconnectInfo {
 export interface SubscribeRequest {
   filter: string;
   options: SubscriptionOptions;
+  /** Already decided by the protocol for its caller (HTTP's ACL check): the hook is not asked. */
+  authorization?: SubscribeAuthorization;
 }
 
 /** Why a subscription was refused; each protocol maps it to its own code. */
@@ -269,7 +276,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   async connect(request: ConnectRequest, link: ClientLink): Promise<ConnectOutcome> {
     if (this.state !== 'running') return { ok: false, refusal: 'server-unavailable' };
-    const refusal = await this.authenticate(request);
+    const refusal = request.authenticated === true ? undefined : await this.authenticate(request);
     if (refusal !== undefined) return { ok: false, refusal };
     const will = await this.authorizeWill(request);
     if (this.state !== 'running') return { ok: false, refusal: 'server-unavailable' };
@@ -796,8 +803,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
         continue;
       }
       const hook = this.hooks.authorizeSubscribe;
-      let decision: SubscribeAuthorization = true;
-      if (hook !== undefined && client !== undefined) {
+      let decision: SubscribeAuthorization = request.authorization ?? true;
+      if (request.authorization === undefined && hook !== undefined && client !== undefined) {
         try {
           decision = await hook(client, request.filter, request.options);
         } catch (error) {
@@ -805,10 +812,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
           results.push({ ok: false, refusal: 'unspecified', request });
           continue;
         }
-        if (decision === false) {
-          results.push({ ok: false, refusal: 'not-authorized', request });
-          continue;
-        }
+      }
+      if (decision === false) {
+        results.push({ ok: false, refusal: 'not-authorized', request });
+        continue;
       }
       const qos = Math.min(request.options.qos, this.options.maximumQoS) as QoS;
       const options = { ...request.options, qos };
