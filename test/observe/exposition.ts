@@ -108,7 +108,7 @@ function familyOf(name: string, types: ReadonlyMap<string, string>): string | un
 }
 
 /** The value of the sample `name` whose labels include `labels`; undefined if none. */
-export function valueOf(
+export function sampleValue(
   exposition: Exposition,
   name: string,
   labels: Readonly<Record<string, string>> = {},

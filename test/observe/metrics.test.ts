@@ -6,7 +6,7 @@ import {
   PROMETHEUS_CONTENT_TYPE,
   Registry,
 } from '../../src/observe/metrics.js';
-import { parseExposition, valueOf } from './exposition.js';
+import { parseExposition, sampleValue } from './exposition.js';
 
 /** The metrics registry and its text exposition, read back with an independent parser. */
 
@@ -33,8 +33,8 @@ describe('exposition format', () => {
     c.inc({ dir: 'in', qos: 1 }, 4);
     c.inc({ qos: 0, dir: 'out' }, 2);
     const parsed = parseExposition(r.exposition());
-    assert.equal(valueOf(parsed, 'msgs_total', { qos: '1', dir: 'in' }), 5);
-    assert.equal(valueOf(parsed, 'msgs_total', { qos: '0', dir: 'out' }), 2);
+    assert.equal(sampleValue(parsed, 'msgs_total', { qos: '1', dir: 'in' }), 5);
+    assert.equal(sampleValue(parsed, 'msgs_total', { qos: '0', dir: 'out' }), 2);
     assert.ok(r.exposition().includes('msgs_total{qos="1",dir="in"} 5\n'));
     assert.throws(() => c.inc({ qos: 1 }), /needs label 'dir'/);
     assert.throws(() => c.inc({ qos: 1, dir: 'in' }, -1), /cannot go down/);
@@ -70,14 +70,14 @@ describe('exposition format', () => {
     for (const v of [0.05, 0.1, 0.3, 0.7, 2, 5]) h.observe(v);
     const parsed = parseExposition(r.exposition());
     assert.equal(parsed.types.get('lat_seconds'), 'histogram');
-    const bucket = (le: string): number | undefined => valueOf(parsed, 'lat_seconds_bucket', { le });
+    const bucket = (le: string): number | undefined => sampleValue(parsed, 'lat_seconds_bucket', { le });
     // A bucket counts observations less than or equal to its bound.
     assert.equal(bucket('0.1'), 2);
     assert.equal(bucket('0.5'), 3);
     assert.equal(bucket('1'), 4);
     assert.equal(bucket('+Inf'), 6);
-    assert.equal(valueOf(parsed, 'lat_seconds_count'), 6);
-    assert.ok(Math.abs((valueOf(parsed, 'lat_seconds_sum') ?? 0) - 8.15) < 1e-9);
+    assert.equal(sampleValue(parsed, 'lat_seconds_count'), 6);
+    assert.ok(Math.abs((sampleValue(parsed, 'lat_seconds_sum') ?? 0) - 8.15) < 1e-9);
     assert.equal(h.count(), 6);
   });
 
@@ -111,11 +111,11 @@ describe('exposition format', () => {
       g.reset();
       for (const [listener, n] of Object.entries(current)) g.set({ listener }, n);
     };
-    assert.equal(valueOf(parseExposition(r.exposition()), 'conns', { listener: 'b' }), 2);
+    assert.equal(sampleValue(parseExposition(r.exposition()), 'conns', { listener: 'b' }), 2);
     current = { a: 3 };
     const parsed = parseExposition(r.exposition());
-    assert.equal(valueOf(parsed, 'conns', { listener: 'a' }), 3);
-    assert.equal(valueOf(parsed, 'conns', { listener: 'b' }), undefined);
+    assert.equal(sampleValue(parsed, 'conns', { listener: 'a' }), 3);
+    assert.equal(sampleValue(parsed, 'conns', { listener: 'b' }), undefined);
   });
 
   test('the test parser rejects what Prometheus would', () => {
