@@ -1,17 +1,21 @@
 // Calls to the broker's admin API. Paths are relative to the dashboard (served at
 // /dashboard/), so the dashboard also works behind a reverse proxy that adds a prefix.
 
-/** An API answer that was not a success: `status` is the HTTP status. */
+/**
+ * An API answer that was not a success: `status` is the HTTP status; `signIn` says the
+ * caller is not the administrator (401, or 403 from an admin-only route), so the login shows.
+ */
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, signIn = false) {
     super(message);
     this.status = status;
+    this.signIn = signIn;
   }
 }
 
 let unauthorized = () => {};
 
-/** Registers what happens when a call comes back 401 (the session expired: show the login). */
+/** Registers what happens when a call says the caller is not the administrator (show the login). */
 export function onUnauthorized(callback) {
   unauthorized = callback;
 }
@@ -44,8 +48,9 @@ export async function api(path, { method = 'GET', body } = {}) {
   }
   if (response.ok) return parsed;
   const message = parsed?.error?.message ?? `${response.status} ${response.statusText}`;
-  if (response.status === 401 && path !== 'login') unauthorized();
-  throw new ApiError(response.status, message);
+  const signIn = (response.status === 401 || response.status === 403) && path !== 'login';
+  if (signIn) unauthorized();
+  throw new ApiError(response.status, message, signIn);
 }
 
 /** The query string of `params`, leaving out empty values. */

@@ -46,6 +46,7 @@ function route() {
     else link.removeAttribute('aria-current');
   }
   showSection(`view-${name}`);
+  say('');
   document.title = `${TITLES[name]} · Cicada`;
   current.show();
 }
@@ -75,7 +76,7 @@ async function start() {
     signedIn = true;
     route();
   } catch (error) {
-    if (error.status !== 401) say(error.message);
+    if (!error.signIn) say(error.message);
     showLogin();
   }
 }

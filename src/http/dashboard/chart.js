@@ -58,7 +58,8 @@ export class LineChart {
     const plotHeight = height - top - bottom;
     let max = 0;
     for (const sample of this.samples) for (const value of sample) max = Math.max(max, value);
-    const ceiling = niceCeiling(max);
+    // Small counts get whole-number ticks (0..4) rather than fractions of one.
+    const ceiling = max <= 4 ? 4 : niceCeiling(max);
 
     context.textBaseline = 'middle';
     context.lineWidth = 1;
@@ -95,6 +96,15 @@ export class LineChart {
         else context.lineTo(x, y);
       });
       context.stroke();
+      // The newest point as a dot, so that a single sample (or a flat line on the axis) shows.
+      if (this.samples.length > 0) {
+        const x = left + (this.capacity - 1) * step;
+        const y = top + plotHeight - (plotHeight * this.samples.at(-1)[index]) / ceiling;
+        context.fillStyle = color;
+        context.beginPath();
+        context.arc(x, y, 3, 0, 2 * Math.PI);
+        context.fill();
+      }
       const latest = this.samples.at(-1)?.[index];
       const label = latest === undefined ? series.label : `${series.label}: ${shortNumber(latest)}`;
       context.fillStyle = color;

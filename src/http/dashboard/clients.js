@@ -60,7 +60,7 @@ async function load({ append = false } = {}) {
     next = page.next ?? null;
     render();
   } catch (error) {
-    if (error.status !== 401) say(`Clients unavailable: ${error.message}`);
+    if (!error.signIn) say(`Clients unavailable: ${error.message}`);
   }
 }
 
@@ -70,7 +70,7 @@ async function kickClient(clientId) {
     await api(`clients/${encodeURIComponent(clientId)}`, { method: 'DELETE' });
     say(`Disconnected ${clientId}`);
   } catch (error) {
-    if (error.status !== 401) say(`Could not disconnect ${clientId}: ${error.message}`);
+    if (!error.signIn) say(`Could not disconnect ${clientId}: ${error.message}`);
   }
   await load();
 }

@@ -59,7 +59,7 @@ async function poll() {
       .setAttribute('aria-label', `Connections over the last five minutes; now ${stats.connections}`);
     say(`Updated ${new Date().toLocaleTimeString()}`);
   } catch (error) {
-    if (error.status !== 401) say(`Stats unavailable: ${error.message}`);
+    if (!error.signIn) say(`Stats unavailable: ${error.message}`);
   }
 }
 

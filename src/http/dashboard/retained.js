@@ -53,7 +53,7 @@ async function load({ append = false } = {}) {
     next = page.next ?? null;
     render();
   } catch (error) {
-    if (error.status !== 401) say(`Retained messages unavailable: ${error.message}`);
+    if (!error.signIn) say(`Retained messages unavailable: ${error.message}`);
   }
 }
 
@@ -63,7 +63,7 @@ async function clearTopic(topic) {
     await api(`retained/${encodeURIComponent(topic)}`, { method: 'DELETE' });
     say(`Cleared ${topic}`);
   } catch (error) {
-    if (error.status !== 401) say(`Could not clear ${topic}: ${error.message}`);
+    if (!error.signIn) say(`Could not clear ${topic}: ${error.message}`);
   }
   await load();
 }
