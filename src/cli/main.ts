@@ -4,15 +4,19 @@ import { join } from 'node:path';
 import type { AccessControl } from '../auth/access-control.js';
 import { accessControlFromConfig, persistentSecret } from '../auth/from-config.js';
 import { readAdminToken } from '../config/http.js';
-import { ConfigError, loadConfigFile } from '../config/load.js';
-import { type CicadaConfig, DEFAULT_CONFIG } from '../config/schema.js';
-import { createLogger, errorReason, type Logger } from '../observe/log.js';
+import { ConfigError } from '../config/load.js';
+import type { CicadaConfig } from '../config/schema.js';
+import { errorReason } from '../observe/log.js';
 import { createBroker } from '../server.js';
 import { DurableStore, StoreError } from '../store/durable/index.js';
 import { MemoryStore } from '../store/memory/memory-store.js';
-import { applyArgs, parseCliArgs, USAGE, UsageError } from './args.js';
+import { type CliArgs, parseCliArgs, USAGE, UsageError } from './args.js';
+import { runCheckConfig } from './check-config.js';
+import { configFileOf, resolveConfig } from './config-sources.js';
 import { ListenerConfigError, type ListenerSpec, listenerSpecs } from './listeners.js';
 import { runPasswd } from './passwd.js';
+import { reloadConfig } from './reload.js';
+import { type SwitchableLogger, switchableLogger } from './switchable-log.js';
 
 /** The one-line reason on stderr, and a failing exit code once the event loop drains. */
 function fail(reason: string, exitCode = 1): void {
@@ -33,6 +37,10 @@ async function main(argv: readonly string[]): Promise<void> {
     process.exitCode = await runPasswd(argv.slice(1));
     return;
   }
+  if (argv[0] === 'check-config') {
+    process.exitCode = await runCheckConfig(argv.slice(1), process.env);
+    return;
+  }
   let args: ReturnType<typeof parseCliArgs>;
   try {
     args = parseCliArgs(argv);
@@ -48,20 +56,19 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${readVersion()}\n`);
     return;
   }
-  let fileConfig: Readonly<CicadaConfig> = DEFAULT_CONFIG;
-  if (args.config !== undefined) {
-    try {
-      fileConfig = await loadConfigFile(args.config);
-    } catch (error) {
-      if (error instanceof ConfigError) return fail(error.message);
-      throw error;
-    }
+  // Defaults < config file < environment < flags.
+  let config: CicadaConfig;
+  try {
+    config = await resolveConfig(args, process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) return fail(error.message);
+    throw error;
   }
-  const config = applyArgs(fileConfig, args);
-  await run(config, createLogger(config.logLevel), args.config);
+  await run(config, switchableLogger(config.logLevel), args);
 }
 
-async function run(config: CicadaConfig, log: Logger, configFile: string | undefined): Promise<void> {
+async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): Promise<void> {
+  const configFile = configFileOf(args, process.env);
   let listeners: ListenerSpec[];
   let access: AccessControl;
   let adminToken: string | undefined;
@@ -120,18 +127,22 @@ async function run(config: CicadaConfig, log: Logger, configFile: string | undef
   broker.on('clientDisconnected', (client, reason) =>
     log.info('client disconnected', { clientId: client.clientId, reason }),
   );
-  if (log.enabled('debug')) {
-    broker.on('subscribed', (client, filter, options) =>
-      log.debug('subscribed', { clientId: client.clientId, filter, qos: options.qos }),
-    );
-    broker.on('unsubscribed', (client, filter) =>
-      log.debug('unsubscribed', { clientId: client.clientId, filter }),
-    );
-    broker.on('dropped', (message, clientId, reason) =>
-      log.debug('message dropped', { clientId, topic: message.topic, reason }),
-    );
-    broker.on('sessionExpired', (clientId) => log.debug('session expired', { clientId }));
-  }
+  // Listened to whatever the level: a reload may switch debug on.
+  broker.on('subscribed', (client, filter, options) => {
+    if (log.enabled('debug'))
+      log.debug('subscribed', { clientId: client.clientId, filter, qos: options.qos });
+  });
+  broker.on('unsubscribed', (client, filter) => {
+    if (log.enabled('debug')) log.debug('unsubscribed', { clientId: client.clientId, filter });
+  });
+  broker.on('dropped', (message, clientId, reason) => {
+    if (log.enabled('debug')) log.debug('message dropped', { clientId, topic: message.topic, reason });
+  });
+  broker.on('sessionExpired', (clientId) => {
+    if (log.enabled('debug')) log.debug('session expired', { clientId });
+  });
+  // The configuration in force: the start's, with the live settings of later reloads.
+  let running = config;
 
   // First signal: close gracefully (connections closed as the server shutting down, so
   // wills are published as the spec says). A second one: exit at once.
@@ -142,9 +153,23 @@ async function run(config: CicadaConfig, log: Logger, configFile: string | undef
       process.exit(1);
     }
     stopping = true;
-    log.info('shutting down', { signal });
-    broker.close().then(
-      () => {
+    // Closing stops accepting, sends MQTT 5 clients DISCONNECT 0x8B (server shutting down),
+    // waits for the store writes under way and closes the store; the timeout bounds it all.
+    const timeout = running.shutdownTimeout;
+    log.info('shutting down', { signal, shutdownTimeout: timeout });
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeout * 1000);
+    });
+    Promise.race([broker.close().then(() => 'closed' as const), expired]).then(
+      (outcome) => {
+        clearTimeout(timer);
+        if (outcome === 'timeout') {
+          log.error('shutdown did not drain within shutdownTimeout: exiting anyway', {
+            shutdownTimeout: timeout,
+          });
+          process.exit(1);
+        }
         log.info('stopped');
         process.exit(0);
       },
@@ -156,10 +181,18 @@ async function run(config: CicadaConfig, log: Logger, configFile: string | undef
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  // SIGHUP re-reads the password, token-key and ACL files and the TLS certificates.
+  // SIGHUP re-reads the config file and environment (live settings applied, see reload.ts),
+  // the password, token-key and ACL files and the TLS certificates. Reloads run one at a time.
+  let reloading: Promise<void> = Promise.resolve();
   const reload = (): void => {
     log.info('reloading', { signal: 'SIGHUP' });
+    const context = { args, env: process.env, broker, log };
+    const configStep = reloading.then(async () => {
+      running = await reloadConfig(running, context);
+    });
+    reloading = configStep.catch(() => {});
     const steps = [
+      configStep,
       access.reload(),
       ...broker.listeners.map((l) => l.reload?.()),
       readAdminToken(config.http).then((token) => broker.http.auth.setAdminToken(token)),

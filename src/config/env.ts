@@ -31,7 +31,13 @@ export interface EnvSetting {
 
 /** The variable naming a dotted key: `auth.jwt.secretFile` → `CICADA_AUTH_JWT_SECRET_FILE`. */
 export function envVariableName(key: string): string {
-  const parts = key.split('.').map((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase());
+  // `QoS` is one word: `broker.maximumQoS` → `CICADA_BROKER_MAXIMUM_QOS`.
+  const parts = key.split('.').map((part) =>
+    part
+      .replace(/QoS/g, 'Qos')
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .toUpperCase(),
+  );
   return ENV_PREFIX + parts.join('_');
 }
 
@@ -136,6 +142,10 @@ function unknownVariable(variable: string): ConfigError {
       bestDistance = distance;
     }
   }
+  // A setting put in the wrong section: the same name under another one.
+  const rest = variable.slice(ENV_PREFIX.length).split('_').slice(1).join('_');
+  if (best === undefined && rest !== '')
+    best = [...BY_VARIABLE.keys()].find((known) => known.endsWith(`_${rest}`));
   const hint = best === undefined ? 'not a Cicada setting' : `did you mean ${best}?`;
   return new ConfigError('CONFIG_INVALID', SOURCE, `unknown variable ${variable} (${hint})`, {
     key: variable,
