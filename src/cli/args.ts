@@ -48,6 +48,7 @@ type OptionName = keyof typeof OPTIONS;
 
 export const USAGE = `Usage: cicada [options]
        cicada passwd [-c] [-D] FILE USER
+       cicada check-config FILE
 
 Runs the Cicada MQTT broker.
 
@@ -70,8 +71,15 @@ Options:
 
 \`cicada passwd FILE USER\` adds or changes USER in the password file (prompting for the
 password, or reading it from stdin); -c creates FILE, -D deletes USER.
+\`cicada check-config FILE\` validates FILE (with the environment) and the files it names,
+without starting.
 
-Command-line options override the config file. Logs are JSON lines on stdout.
+Every setting can also come from an environment variable named after its key:
+mqtt.receiveMaximum is CICADA_MQTT_RECEIVE_MAXIMUM (lists comma-separated; not listeners).
+CICADA_CONFIG names the config file when --config is not given.
+Precedence: defaults < config file < environment < command-line options.
+SIGHUP reloads the config (live settings apply at once; the log says which need a restart)
+and the credential, ACL and certificate files. Logs are JSON lines on stdout.
 `;
 
 /** Parses the arguments after `node main.js`; throws `UsageError` with a one-line reason. */
