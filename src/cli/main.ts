@@ -239,6 +239,8 @@ async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): 
   }
   if (
     !config.auth.allowAnonymous &&
+    // A listener letting anonymous clients in is a way in too.
+    !config.listeners.some((l) => l.allowAnonymous === true) &&
     access.providerCount === 0 &&
     !listeners.some((l) => l.options.tls?.usernameFrom)
   ) {
