@@ -80,12 +80,22 @@ export function failureOf(cicada: CicadaProcess, clientId: string): Promise<LogL
   );
 }
 
-/** Sends SIGHUP and waits for the `reloaded` line that follows it; returns the lines it logged. */
+/**
+ * Sends SIGHUP and waits for the `reloaded` line that follows it; checks the reload began with
+ * a `reloading` line naming the signal, and returns the lines it logged, `reloaded` the last.
+ */
 export async function sighup(cicada: CicadaProcess): Promise<LogLine[]> {
   const from = cicada.lines.length;
   cicada.child.kill('SIGHUP');
   await cicada.waitFor((line) => line['msg'] === 'reloaded', 'the reloaded line', from);
-  return cicada.lines.slice(from);
+  const lines = cicada.lines.slice(from);
+  assert.deepEqual([lines[0]?.['msg'], lines[0]?.['signal']], ['reloading', 'SIGHUP']);
+  return lines.slice(0, lines.findIndex((line) => line['msg'] === 'reloaded') + 1);
+}
+
+/** The `reload failed` lines among `lines`. */
+export function reloadFailures(lines: readonly LogLine[]): LogLine[] {
+  return lines.filter((line) => line['msg'] === 'reload failed');
 }
 
 /** Writes `value` as a JSON config file (the loader reads YAML, of which JSON is a part). */
