@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { requireBinary, runProgram } from '../auth/support.js';
@@ -7,7 +8,7 @@ import { testCerts } from '../helpers/certs.js';
 import { runCicada } from '../helpers/cicada-process.js';
 import { collect, connackOf, perTest, untilPayload } from '../helpers/mqtt-client.js';
 import { publishCode, subackCodes } from '../helpers/mqtt-codes.js';
-import { mqttTls } from '../transport/tls-fixture.js';
+import { mqttTls, tlsClient } from '../transport/tls-fixture.js';
 import {
   fileDir,
   LOCAL,
@@ -179,6 +180,38 @@ describe('TLS from the command line', { timeout: 60_000 }, () => {
         (l) => l['clientId'] !== 'no-cert' && l['clientId'] !== 'foreign',
       ),
     );
+  });
+
+  test('SIGHUP re-reads the certificate files: new connections get the new certificate', async () => {
+    const certs = await testCerts();
+    const cert = join(dir(), 'reloaded.pem');
+    const key = join(dir(), 'reloaded.key');
+    await Promise.all([copyFile(certs.server.cert, cert), copyFile(certs.server.key, key)]);
+    const cicada = await startReady(
+      ['--listen', MQTTS, '--tls-cert', cert, '--tls-key', key, '--allow-anonymous'],
+      dir(),
+    );
+    const port = await cicada.port(MQTTS);
+    const served = async (): Promise<string> => {
+      const socket = await tlsClient(port);
+      const fingerprint = socket.getPeerCertificate().fingerprint256;
+      socket.destroy();
+      return fingerprint;
+    };
+    const [first, second] = [certs.server.certPem, certs.server2.certPem].map(
+      (pem) => new X509Certificate(pem).fingerprint256,
+    );
+    assert.equal(await served(), first);
+
+    await Promise.all([copyFile(certs.server2.cert, cert), copyFile(certs.server2.key, key)]);
+    assert.deepEqual(reloadFailures(await sighup(cicada)), []);
+    assert.equal(await served(), second);
+
+    await writeFile(key, 'not a key');
+    const failed = reloadFailures(await sighup(cicada));
+    assert.equal(failed.length, 1, 'a broken key is reported');
+    assert.equal(await served(), second, 'and the previous certificate stays in use');
+    await stop(cicada);
   });
 
   test('config listeners: mqtts with usernameFrom cn under an ACL, ws with allowAnonymous, the default still off', async () => {
