@@ -204,5 +204,6 @@ export function applyArgs(config: Readonly<CicadaConfig>, args: CliArgs): Cicada
     acl: { file: args.aclFile ?? config.acl.file },
     limits: { ...config.limits },
     http: { ...config.http },
+    sys: { ...config.sys },
   };
 }

@@ -6,6 +6,7 @@ import { accessControlFromConfig, persistentSecret } from '../auth/from-config.j
 import { readAdminToken } from '../config/http.js';
 import { ConfigError } from '../config/load.js';
 import type { CicadaConfig } from '../config/schema.js';
+import type { BrokerMetrics } from '../observe/broker-metrics.js';
 import { errorReason } from '../observe/log.js';
 import { createBroker } from '../server.js';
 import { DurableStore, StoreError } from '../store/durable/index.js';
@@ -72,6 +73,8 @@ async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): 
   let listeners: ListenerSpec[];
   let access: AccessControl;
   let adminToken: string | undefined;
+  // Refusals are counted once the broker, and so its metrics, exists.
+  let metrics: BrokerMetrics | undefined;
   try {
     listeners = listenerSpecs(config);
     adminToken = await readAdminToken(config.http);
@@ -84,7 +87,10 @@ async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): 
       config,
       {
         // One line per refusal, never the password or token.
-        onFailure: (failure) => log.warn('authentication failed', { ...failure }),
+        onFailure: (failure) => {
+          log.warn('authentication failed', { ...failure });
+          metrics?.recordAuthFailure(failure);
+        },
         onError: (error) => log.error('access control', { error }),
       },
       secret === undefined ? {} : { secret },
@@ -110,8 +116,10 @@ async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): 
       sseKeepAlive: config.http.sseKeepAlive,
       sseReplayWindow: config.http.sseReplayWindow,
     },
+    sys: { interval: config.sys.interval },
     onError: (error) => log.error('internal error', { error }),
   });
+  metrics = broker.metrics;
   broker.on('clientConnected', (client, sessionPresent) =>
     log.info('client connected', {
       clientId: client.clientId,

@@ -19,6 +19,7 @@ import {
 
 import { HTTP, type HttpConfig } from './http.js';
 import { checkListenUrl, LISTENER_SCHEMES } from './listen-url.js';
+import { SYS, type SysConfig } from './observe.js';
 import {
   ACL,
   type AclConfig,
@@ -68,6 +69,7 @@ export interface CicadaConfig {
   acl: AclConfig;
   limits: LimitsOptions;
   http: HttpConfig;
+  sys: SysConfig;
 }
 
 const UINT32_MAX = 0xffff_ffff;
@@ -183,6 +185,7 @@ export const CONFIG_SCHEMA: SchemaFor<CicadaConfig> = {
   acl: ACL,
   limits: LIMITS,
   http: HTTP,
+  sys: SYS,
 };
 
 /** The schema as the validator walks it. */

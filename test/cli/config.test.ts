@@ -142,6 +142,8 @@ http:
   metricsAuth: true
   sseKeepAlive: 5
   sseReplayWindow: 120
+sys:
+  interval: 30
 `;
 
 const FULL_CONFIG: CicadaConfig = {
@@ -248,6 +250,7 @@ const FULL_CONFIG: CicadaConfig = {
     sseKeepAlive: 5,
     sseReplayWindow: 120,
   },
+  sys: { interval: 30 },
 };
 
 describe('config: valid files', () => {
@@ -328,6 +331,8 @@ describe('config: defaults and reference', () => {
       'mqtt',
       ...coreKeys.map((key) => `broker.${key}`),
       ...mqttKeys.map((key) => `mqtt.${key}`),
+      'sys',
+      'sys.interval',
     ];
     // Listeners, TLS, auth and ACL settings are the config's own; their table is checked above.
     const own = /^(listeners|tls|auth|acl|limits|http)\b/;
