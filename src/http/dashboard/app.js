@@ -29,6 +29,7 @@ function showLogin() {
   current = undefined;
   topics.close();
   document.getElementById('nav').hidden = true;
+  document.getElementById('sign-out').hidden = true;
   showSection('view-login');
   document.title = 'Sign in · Cicada';
   say('');
@@ -41,6 +42,7 @@ function route() {
   current?.hide();
   current = VIEWS[name];
   document.getElementById('nav').hidden = false;
+  document.getElementById('sign-out').hidden = false;
   for (const link of document.querySelectorAll('#nav a')) {
     if (link.getAttribute('href') === `#/${name}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -66,9 +68,21 @@ async function signIn(event) {
   }
 }
 
+async function signOut() {
+  try {
+    // The cookie is HttpOnly: only the broker can clear it.
+    await api('logout', { method: 'POST' });
+  } catch (error) {
+    say(`Could not sign out: ${error.message}`);
+    return;
+  }
+  showLogin();
+}
+
 async function start() {
   onUnauthorized(showLogin);
   document.getElementById('login-form').addEventListener('submit', signIn);
+  document.getElementById('sign-out').addEventListener('click', signOut);
   window.addEventListener('hashchange', route);
   try {
     // An existing cookie may still be valid: then there is no need to sign in again.
