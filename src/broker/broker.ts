@@ -249,6 +249,43 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.retained.size;
   }
 
+  /** Visits the live retained messages whose topic matches `filter` (for the admin API). */
+  matchRetained(filter: string, visit: (message: Message) => void): void {
+    const now = this.now();
+    this.retained.match(filter, (message) => {
+      if (!isExpired(message, now)) visit(message);
+    });
+  }
+
+  /**
+   * Clears the retained message of `topic`, as an empty retained publish would (MQTT-3.3.1-6);
+   * resolves once the store forgot it, false when there was none.
+   */
+  async clearRetained(topic: string): Promise<boolean> {
+    if (!this.retained.delete(topic)) return false;
+    const write = this.store.deleteRetained(topic);
+    this.track(write);
+    await write;
+    return true;
+  }
+
+  /**
+   * Ends a session now (an administrator's decision): its client is disconnected as by
+   * `administrative-action` (its will follows the usual rules), then the session is deleted.
+   */
+  removeSession(clientId: string): boolean {
+    const session = this.sessions.get(clientId);
+    if (session === undefined) return false;
+    const link = session.link;
+    if (link !== undefined) {
+      link.close('administrative-action');
+      if (session.link === link)
+        this.disconnect(session, link, { reason: 'administrative-action', sendWill: true });
+    }
+    if (this.sessions.get(clientId) === session) this.endSession(session, false);
+    return true;
+  }
+
   /** Makes a message with a fresh id; expiry is counted from now. */
   createMessage(init: MessageInit): Message {
     const now = this.now();

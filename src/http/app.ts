@@ -1,7 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AccessControl } from '../auth/access-control.js';
 import type { SubscribeDecision } from '../auth/types.js';
-import { CallerAuthentication, forbidden, type Principal, type RequestOrigin } from './caller.js';
+import {
+  CallerAuthentication,
+  forbidden,
+  type Principal,
+  type RequestOrigin,
+  unauthorized,
+} from './caller.js';
 import { DEFAULT_MAX_BODY_BYTES, HttpError, readJsonBody, sendError, sendJson } from './json.js';
 
 export type { Principal } from './caller.js';
@@ -142,8 +148,11 @@ export class HttpApp {
       route.auth === 'none'
         ? { kind: 'client', client: anonymous(origin) }
         : await this.auth.identify(request, origin);
-    if (route.auth === 'admin' && principal.kind !== 'admin')
+    if (route.auth === 'admin' && principal.kind !== 'admin') {
+      // Who gave no (usable) credentials is asked for them; a known client is refused.
+      if (!this.auth.isAuthenticated(principal)) throw unauthorized('the admin token is required');
       throw forbidden(this.auth.hasAdmin ? 'administrator only' : 'no admin token is configured');
+    }
     await route.handler({
       request,
       response,

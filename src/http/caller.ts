@@ -27,6 +27,8 @@ const CHALLENGES = ['Basic realm="cicada", charset="UTF-8"', 'Bearer realm="cica
  */
 export class CallerAuthentication {
   private adminToken: Buffer | undefined;
+  /** Clients whose credentials the access control accepted (not anonymous ones). */
+  private readonly verified = new WeakSet<ClientInfo>();
   /** A key per process: cookies carry an HMAC of the token under it, never the token. */
   private readonly cookieKey = randomBytes(32);
 
@@ -86,6 +88,11 @@ export class CallerAuthentication {
     return this.client(request, origin, undefined, undefined);
   }
 
+  /** Whether the caller proved who it is: the administrator, or a client with accepted credentials. */
+  isAuthenticated(principal: Principal): boolean {
+    return principal.kind === 'admin' || this.verified.has(principal.client);
+  }
+
   /** Whether the caller may publish to `topic` (the administrator may publish anywhere). */
   canPublish(principal: Principal, topic: string): boolean {
     if (principal.kind === 'admin' || this.access === undefined) return true;
@@ -125,7 +132,10 @@ export class CallerAuthentication {
       ...(username === undefined ? {} : { username }),
       ...(password === undefined ? {} : { password }),
     });
-    if (result === true) return { kind: 'client', client };
+    if (result === true) {
+      if (username !== undefined || password !== undefined) this.verified.add(client);
+      return { kind: 'client', client };
+    }
     throw unauthorized(
       username === undefined && password === undefined ? 'credentials required' : 'credentials refused',
     );

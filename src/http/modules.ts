@@ -1,8 +1,11 @@
+import { adminRoutes } from './admin.js';
 import { HttpApp } from './app.js';
 import type { HttpContext, HttpModule } from './context.js';
 import { dashboardRoutes } from './dashboard.js';
 import { healthRoutes } from './health.js';
 import { metricsRoutes } from './metrics-route.js';
+import { pushRoutes } from './push.js';
+import { sseRoutes } from './sse.js';
 
 export type { HttpContext, HttpModule, HttpOptions, Readiness, ResolvedHttpOptions } from './context.js';
 export { DEFAULT_HTTP_OPTIONS } from './context.js';
@@ -15,7 +18,14 @@ export { DEFAULT_HTTP_OPTIONS } from './context.js';
  */
 
 /** Every module of the HTTP API, in registration order. */
-export const HTTP_MODULES: readonly HttpModule[] = [healthRoutes, metricsRoutes, dashboardRoutes];
+export const HTTP_MODULES: readonly HttpModule[] = [
+  healthRoutes,
+  adminRoutes,
+  metricsRoutes,
+  dashboardRoutes,
+  pushRoutes,
+  sseRoutes,
+];
 
 /** Builds the HTTP API of a broker: the app with every module's routes. */
 export function createHttpApp(context: HttpContext, modules: readonly HttpModule[] = HTTP_MODULES): HttpApp {

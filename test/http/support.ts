@@ -1,4 +1,5 @@
 import { afterEach } from 'node:test';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { type Cicada, type CicadaOptions, createBroker } from '../../src/index.js';
 
 /** The admin token the HTTP tests configure. */
@@ -14,9 +15,18 @@ export interface HttpBroker {
 }
 
 const opened: Cicada[] = [];
+const clients: MqttClient[] = [];
 afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
   for (const cicada of opened.splice(0).reverse()) await cicada.close();
 });
+
+/** An MQTT.js client connected to `url` (no reconnects), ended after the test. */
+export async function mqttClient(url: string, options: IClientOptions): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
+  clients.push(client);
+  return client;
+}
 
 /** Starts a broker (closed after the test) with `http.adminToken` set unless `options.http` says otherwise. */
 export async function httpBroker(options: CicadaOptions = {}): Promise<HttpBroker> {
@@ -55,4 +65,21 @@ export function adminJson(base: string, path: string, init: RequestInit = {}) {
     ...init,
     headers: { ...ADMIN, ...(init.headers as Record<string, string>) },
   });
+}
+
+/** Calls `read` until `done` holds for its answer (or fails after `ms` naming `what`); returns that answer. */
+export async function eventually<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  what: string,
+  ms = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}: last ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
