@@ -50,7 +50,30 @@ export function sendJson(
 /** Writes an error as `{"error": {"code", "message"}}`. */
 export function sendError(response: ServerResponse, error: HttpError): void {
   const body: ErrorBody = { error: { code: error.code, message: error.message } };
-  sendJson(response, error.status, body, error.headers);
+  const headers = fromPageScript(response.req) ? withoutBasicChallenge(error.headers) : error.headers;
+  sendJson(response, error.status, body, headers);
+}
+
+/**
+ * Whether a page's script (fetch, XHR, EventSource) made the request rather than a navigation
+ * or a non-browser client: browsers send `Sec-Fetch-Dest: empty` for those (Node's fetch sends
+ * no Sec-Fetch-Dest).
+ */
+function fromPageScript(request: IncomingMessage | undefined): boolean {
+  return request?.headers['sec-fetch-dest'] === 'empty' || request?.headers['x-requested-with'] !== undefined;
+}
+
+/**
+ * A Basic challenge on a script's 401 makes the browser stall the request behind its own
+ * password dialog; the dashboard shows its own sign-in instead, so scripts get only Bearer.
+ */
+function withoutBasicChallenge(
+  headers: Readonly<Record<string, string | string[]>>,
+): Readonly<Record<string, string | string[]>> {
+  const challenges = headers['www-authenticate'];
+  if (challenges === undefined) return headers;
+  const kept = (Array.isArray(challenges) ? challenges : [challenges]).filter((c) => !/^basic\b/i.test(c));
+  return { ...headers, 'www-authenticate': kept };
 }
 
 /**

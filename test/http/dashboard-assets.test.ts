@@ -153,6 +153,22 @@ describe('dashboard assets on the broker', () => {
   });
 });
 
+describe("the dashboard's API calls", () => {
+  test("a page script's 401 offers no Basic challenge (no browser password dialog); others' does", async () => {
+    const { base } = await httpBroker();
+    const script = await raw(base, '/api/v1/stats', 'GET', {
+      'sec-fetch-dest': 'empty',
+      'sec-fetch-mode': 'cors',
+    });
+    assert.equal(script.status, 401);
+    assert.doesNotMatch(String(script.headers['www-authenticate']), /basic/i);
+    assert.match(String(script.headers['www-authenticate']), /^Bearer realm="cicada"/);
+    const other = await raw(base, '/api/v1/stats');
+    assert.equal(other.status, 401);
+    assert.match(String(other.headers['www-authenticate']), /Basic realm="cicada"/);
+  });
+});
+
 describe('dashboard assets directory', () => {
   test('only files of a known type directly in the directory are served', async () => {
     const directory = await mkdtemp(join(tmpdir(), 'cicada-dashboard-'));
