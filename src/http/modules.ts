@@ -4,6 +4,7 @@ import type { HttpContext, HttpModule } from './context.js';
 import { dashboardRoutes } from './dashboard.js';
 import { healthRoutes } from './health.js';
 import { metricsRoutes } from './metrics-route.js';
+import { openApiRoutes } from './openapi.js';
 import { pushRoutes } from './push.js';
 import { sseRoutes } from './sse.js';
 
@@ -21,6 +22,7 @@ export { DEFAULT_HTTP_OPTIONS } from './context.js';
 export const HTTP_MODULES: readonly HttpModule[] = [
   healthRoutes,
   adminRoutes,
+  openApiRoutes,
   metricsRoutes,
   dashboardRoutes,
   pushRoutes,
