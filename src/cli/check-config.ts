@@ -33,10 +33,17 @@ export async function runCheckConfig(argv: readonly string[], env: NodeJS.Proces
     const reason =
       error instanceof ConfigError || error instanceof ListenerConfigError
         ? error.message
-        : errorReason(error);
+        : fileErrorReason(error);
     process.stderr.write(`cicada: ${reason}\n`);
     return 1;
   }
+}
+
+/** A failure's one-line reason, naming the file when the OS error has one ("no such file" alone helps nobody). */
+export function fileErrorReason(error: unknown): string {
+  const path = (error as { path?: unknown } | null)?.path;
+  const reason = errorReason(error);
+  return typeof path === 'string' && !reason.includes(path) ? `cannot read '${path}': ${reason}` : reason;
 }
 
 /** Reads a TLS listener's files and builds its context: a missing file, a bad PEM or a key not matching fails. */

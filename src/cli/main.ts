@@ -12,7 +12,7 @@ import { createBroker } from '../server.js';
 import { DurableStore, StoreError } from '../store/durable/index.js';
 import { MemoryStore } from '../store/memory/memory-store.js';
 import { type CliArgs, parseCliArgs, USAGE, UsageError } from './args.js';
-import { runCheckConfig } from './check-config.js';
+import { fileErrorReason, runCheckConfig } from './check-config.js';
 import { configFileOf, resolveConfig } from './config-sources.js';
 import { ListenerConfigError, type ListenerSpec, listenerSpecs } from './listeners.js';
 import { runPasswd } from './passwd.js';
@@ -97,7 +97,7 @@ async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): 
     );
   } catch (error) {
     if (error instanceof ListenerConfigError) return fail(error.message);
-    return fail(errorReason(error));
+    return fail(fileErrorReason(error));
   }
   const store =
     config.store.type === 'memory'
