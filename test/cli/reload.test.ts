@@ -3,6 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { IDisconnectPacket, MqttClient } from 'mqtt';
+import { describeChange, diffConfig, isLiveSetting } from '../../src/config/diff.js';
+import { type CicadaConfig, DEFAULT_CONFIG } from '../../src/config/schema.js';
 import { type CicadaProcess, type LogLine, SAFETY_MS, startCicada } from '../helpers/cicada-process.js';
 import { connackOf, mqttConnect, within } from '../helpers/mqtt-client.js';
 import { publishCode } from '../helpers/mqtt-codes.js';
@@ -157,5 +159,48 @@ describe('SIGTERM shuts down gracefully', { timeout: 4 * SAFETY_MS }, () => {
     assert.equal(shutting?.['shutdownTimeout'], 30);
     assert.ok(cicada.lines.some((line) => line['msg'] === 'stopped'));
     for (const c of [a, b]) c.end(true);
+  });
+});
+
+describe('config diff (unit)', () => {
+  test('dotted keys with old and new values; secrets only as changed, also inside a new listener', () => {
+    const before = structuredClone(DEFAULT_CONFIG) as CicadaConfig;
+    const after = structuredClone(DEFAULT_CONFIG) as CicadaConfig;
+    after.mqtt.receiveMaximum = 5;
+    after.tls.passphrase = 'p4ss';
+    after.listeners = [];
+    after.listeners[0] = {
+      url: 'mqtts://0.0.0.0:8883',
+      tls: { ...DEFAULT_CONFIG.tls, passphrase: 'hidden-too' },
+      proxyProtocol: false,
+      limits: {},
+    };
+    const lines = diffConfig(before, after).map(describeChange);
+    assert.ok(lines.includes('mqtt.receiveMaximum: 1024 → 5'), lines.join('; '));
+    assert.ok(lines.includes('tls.passphrase: (changed)'));
+    assert.ok(lines.includes('listeners[0].tls.passphrase: (changed)'));
+    assert.ok(lines.includes('listeners[0].url: (unset) → "mqtts://0.0.0.0:8883"'));
+    assert.ok(!lines.join(' ').includes('p4ss') && !lines.join(' ').includes('hidden-too'));
+    assert.deepEqual(diffConfig(before, structuredClone(before)), []);
+  });
+
+  test('what is live and what needs a restart', () => {
+    for (const key of [
+      'logLevel',
+      'shutdownTimeout',
+      'mqtt.maxTopicLength',
+      'mqtt.receiveMaximum',
+      'limits.maxConnections',
+    ])
+      assert.ok(isLiveSetting(key), key);
+    for (const key of [
+      'listen',
+      'listeners[0].url',
+      'mqtt.maxPacketSize',
+      'store.type',
+      'auth.passwordFile',
+      'limits.memoryHighWaterMark',
+    ])
+      assert.ok(!isLiveSetting(key), key);
   });
 });
