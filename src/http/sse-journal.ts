@@ -1,6 +1,6 @@
-import { isUtf8 } from 'node:buffer';
 import type { Broker } from '../broker/broker.js';
-import { isExpired, type Message, remainingExpiry } from '../broker/message.js';
+import { isExpired, type Message } from '../broker/message.js';
+import { type MessagePropertiesJson, propertiesJson, utf8Text } from './message-json.js';
 
 /**
  * The numbering and recent history of messages for Server-Sent Events.
@@ -122,30 +122,19 @@ export interface MessageEventData {
   readonly qos: number;
   /** True for a retained message sent because the stream subscribed (as MQTT's RETAIN flag). */
   readonly retain: boolean;
-  readonly properties: Record<string, unknown>;
+  readonly properties: MessagePropertiesJson;
 }
 
 /** The event data of a message, with its remaining expiry counted at `now`. */
 export function messageEventData(message: Message, retain: boolean, now: number): MessageEventData {
-  const text = isUtf8(message.payload);
-  const props = message.properties;
-  const properties: Record<string, unknown> = {};
-  if (props?.contentType !== undefined) properties.contentType = props.contentType;
-  if (props?.payloadFormatIndicator !== undefined)
-    properties.payloadFormatIndicator = props.payloadFormatIndicator;
-  const expiry = remainingExpiry(message, now);
-  if (expiry !== undefined) properties.messageExpiryInterval = expiry;
-  if (props?.responseTopic !== undefined) properties.responseTopic = props.responseTopic;
-  if (props?.correlationData !== undefined)
-    properties.correlationData = props.correlationData.toString('base64');
-  if (props?.userProperties !== undefined) properties.userProperties = props.userProperties;
+  const text = utf8Text(message.payload);
   return {
     topic: message.topic,
-    payload: message.payload.toString(text ? 'utf8' : 'base64'),
-    encoding: text ? 'utf8' : 'base64',
+    payload: text ?? message.payload.toString('base64'),
+    encoding: text === undefined ? 'base64' : 'utf8',
     qos: message.qos,
     retain,
-    properties,
+    properties: propertiesJson(message, now),
   };
 }
 
