@@ -34,6 +34,14 @@ export const MAX_REPLAY_BYTES = 16 * 1024 * 1024;
 /** Unsent bytes past which a stream is a slow consumer (as MQTT's outboundSoftLimit default). */
 export const SSE_SOFT_LIMIT = 64 * 1024;
 
+/** The headers of an event stream. */
+const STREAM_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-store',
+  // Reverse proxies (nginx) must pass events on as they come.
+  'x-accel-buffering': 'no',
+} as const;
+
 /** Registers the SSE route. */
 export const sseRoutes: HttpModule = (app, context) => {
   const journal = new SseJournal(
@@ -54,6 +62,11 @@ export const sseRoutes: HttpModule = (app, context) => {
       });
       if (streams.size >= MAX_SSE_STREAMS)
         throw new HttpError(503, 'unavailable', 'too many event streams are open; try again later');
+      // HEAD (routed here as GET) learns whether a stream would open, without opening one.
+      if (route.request.method === 'HEAD') {
+        route.response.writeHead(200, STREAM_HEADERS).end();
+        return;
+      }
       await openStream(route, context, journal, streams, filters, decisions);
     },
     { auth: 'caller' },
@@ -114,12 +127,7 @@ async function openStream(
   streams.add(stream);
   const lastEventId = readLastEventId(route);
   const resume = lastEventId !== undefined && journal.covers(lastEventId);
-  route.response.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-store',
-    // Reverse proxies (nginx) must pass events on as they come.
-    'x-accel-buffering': 'no',
-  });
+  route.response.writeHead(200, STREAM_HEADERS);
   if (resume) {
     stream.start(journal.newest, lastEventId);
   } else {

@@ -119,6 +119,14 @@ describe('GET /api/v1/sse', () => {
     assert.equal(sse.messages()[0]!.retain, true);
   });
 
+  test('HEAD answers as a stream would, without opening one', async () => {
+    const { base, cicada } = await httpBroker();
+    const response = await fetch(`${base}/api/v1/sse?filter=h`, { method: 'HEAD', headers: ADMIN });
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /^text\/event-stream/);
+    assert.deepEqual(sseSessions(cicada), []);
+  });
+
   test('bad or missing filters are 400', async () => {
     const { base } = await httpBroker();
     for (const query of ['', '?filter=', '?filter=a/%23/b', '?filter=a%2Bb', '?filter=%24share/g/a']) {
