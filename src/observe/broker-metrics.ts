@@ -213,7 +213,7 @@ export class BrokerMetrics {
       help: 'Durable store commits (one fdatasync each), in seconds',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     });
-    this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    this.loopDelay = monitorEventLoopDelay({ resolution: 20 });
     this.loopDelay.enable();
     const lag = r.gauge({
       name: 'cicada_event_loop_lag_seconds',
