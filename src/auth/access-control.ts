@@ -34,6 +34,8 @@ export interface ListenerAccess {
   readonly allowAnonymous?: boolean;
   /** Names of the providers tried on this listener, in order (default: all). */
   readonly providers?: readonly string[];
+  /** Enhanced-authentication methods offered on this listener (default: all). */
+  readonly methods?: readonly string[];
 }
 
 export interface AccessControlOptions {
@@ -100,7 +102,7 @@ export class AccessControl {
       // The listener takes the username from a certificate TLS has verified (mutual TLS).
       return this.accept(client, { provider: 'certificate', username: certificate.username });
     }
-    const access = client.listener === undefined ? undefined : this.options.listeners?.get(client.listener);
+    const access = this.listenerAccess(client);
     if (request.username === undefined && request.password === undefined) {
       if (access?.allowAnonymous ?? this.options.allowAnonymous ?? false) return true;
       return this.refuse(request, 'anonymous', 'anonymous access is not allowed', 'not-authorized');
@@ -158,6 +160,9 @@ export class AccessControl {
 
   /** Starts an enhanced-authentication exchange whose failure is logged and slowed like any refused login. */
   private startConversation(method: string, client: ClientInfo): AuthConversation | undefined {
+    // A listener limited to some providers must not let their users in by another way.
+    const offered = this.listenerAccess(client)?.methods;
+    if (offered !== undefined && !offered.includes(method)) return undefined;
     const conversation = this.options.methods?.get(method)?.(client);
     if (conversation === undefined) return undefined;
     return {
@@ -173,6 +178,10 @@ export class AccessControl {
         return answer;
       },
     };
+  }
+
+  private listenerAccess(client: ClientInfo): ListenerAccess | undefined {
+    return client.listener === undefined ? undefined : this.options.listeners?.get(client.listener);
   }
 
   private subject(client: ClientInfo): AclSubject {

@@ -152,7 +152,13 @@ function listenerAccess(listeners: readonly ListenerConfig[]): Map<string, Liste
     if (listener.allowAnonymous === undefined && listener.auth === undefined) continue;
     map.set(new URL(listener.url).toString(), {
       ...(listener.allowAnonymous === undefined ? {} : { allowAnonymous: listener.allowAnonymous }),
-      ...(listener.auth === undefined ? {} : { providers: listener.auth }),
+      ...(listener.auth === undefined
+        ? {}
+        : {
+            providers: listener.auth,
+            // SCRAM checks the password file's users: offered only where that provider is.
+            methods: listener.auth.includes('password-file') ? [SCRAM_SHA_256] : [],
+          }),
     });
   }
   return map;
