@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { HS_SECRET, token } from '../auth/jwt-support.js';
 import { requireBinary, runProgram } from '../auth/support.js';
-import { authPacket, challenge } from '../helpers/enhanced-auth.js';
+import { authPacket, challenge, connectPacket } from '../helpers/enhanced-auth.js';
 import { collect, connackOf, perTest, untilPayload } from '../helpers/mqtt-client.js';
 import { publishCode, subackCodes } from '../helpers/mqtt-codes.js';
 import { ScramClient } from '../helpers/scram-client.js';
@@ -161,6 +161,37 @@ describe('a password file made by cicada passwd', { timeout: 120_000 }, () => {
     assert.equal(failure['by'], 'SCRAM-SHA-256');
     await stop(cicada);
     assert.ok(!cicada.stdout().includes('wonderlanD'));
+  });
+
+  test('a listener whose auth list leaves out password-file offers no SCRAM (0x8C); the others still do', async () => {
+    const file = join(dir(), 'scram-jwt-passwords');
+    await passwd(file, 'alice', 'wonderland', ['-c']);
+    const secretFile = join(dir(), 'scram-jwt-secret');
+    await writeFile(secretFile, HS_SECRET);
+    const TOKENS_ONLY = 'tcp://127.0.0.1:0';
+    const config = await writeConfig(join(dir(), 'tokens-only.json'), {
+      listen: [LOCAL],
+      listeners: [{ url: TOKENS_ONLY, auth: ['jwt'] }],
+      auth: { passwordFile: file, jwt: { algorithm: 'HS256', secretFile } },
+    });
+    const cicada = await startReady(['--config', config], dir());
+    const [everyWay, tokensOnly] = await Promise.all([cicada.port(LOCAL), cicada.port(TOKENS_ONLY)]);
+
+    const there = await raw(tokensOnly, 5);
+    there.send(connectPacket('scram-tokens-only', new ScramClient('alice', 'wonderland').first()));
+    assert.equal((await there.next('connack')).reasonCode, 0x8c, 'Bad authentication method');
+    const byPassword = mqttClient(
+      `mqtt://127.0.0.1:${tokensOnly}`,
+      login('pw-tokens-only', 'alice', 'wonderland'),
+    );
+    assert.equal(await refusal(byPassword), 0x86);
+
+    const here = await raw(everyWay, 5);
+    const side = new ScramClient('alice', 'wonderland');
+    const first = await challenge(here, side, 'scram-every-way');
+    here.send(authPacket(0x18, side.final(first.properties?.authenticationData)));
+    assert.equal((await here.next('connack')).reasonCode, 0);
+    await stop(cicada);
   });
 
   test('a changed file is picked up without a signal: a new password works, the old one no longer', async () => {
