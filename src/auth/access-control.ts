@@ -14,7 +14,6 @@ export interface FailureThrottle {
   /** Milliseconds to hold back the next refusal for this address. */
   delayFor(address: string): number;
   recordFailure(address: string): void;
-  recordSuccess(address: string): void;
 }
 
 /** A refused login, as the log and metrics see it: never the password or token. */
@@ -195,8 +194,9 @@ export class AccessControl {
   }
 
   private accept(client: ClientInfo, identity: Identity): true {
+    // A success does not clear the address's failures: one valid account (or an honest client
+    // behind the same NAT) must not reset the slowing of guesses at other accounts.
     this.identities.set(client, identity);
-    if (client.remoteAddress !== undefined) this.options.throttle?.recordSuccess(client.remoteAddress);
     return true;
   }
 

@@ -24,6 +24,8 @@ export interface AccessEvents {
   onFailure?(failure: AuthFailure): void;
   /** A provider failed, or a file changed on disk and could not be reloaded (the old contents stay). */
   onError?(error: unknown): void;
+  /** A file changed on disk and was reloaded. */
+  onReload?(file: string, entries: number): void;
 }
 
 /** What the config does not say. */
@@ -72,7 +74,12 @@ export async function accessControlFromConfig(
   let passwords: PasswordFileProvider | undefined;
   try {
     if (auth.passwordFile !== '') {
-      passwords = await PasswordFileProvider.open({ file: auth.passwordFile, onError });
+      const file = auth.passwordFile;
+      passwords = await PasswordFileProvider.open({
+        file,
+        onError,
+        onReload: (users) => events.onReload?.(file, users),
+      });
       providers.push(passwords);
     }
     const { jwt } = auth;

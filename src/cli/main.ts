@@ -92,6 +92,7 @@ async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): 
           metrics?.recordAuthFailure(failure);
         },
         onError: (error) => log.error('access control', { error }),
+        onReload: (file, users) => log.info('password file reloaded', { file, users }),
       },
       secret === undefined ? {} : { secret },
     );
@@ -206,7 +207,11 @@ async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): 
       readAdminToken(config.http).then((token) => broker.http.auth.setAdminToken(token)),
     ];
     for (const step of steps) step?.catch((error: unknown) => log.error('reload failed', { error }));
-    Promise.allSettled(steps).then(() => log.info('reloaded'));
+    Promise.allSettled(steps).then((results) => {
+      const failed = results.filter((r) => r.status === 'rejected').length;
+      if (failed === 0) log.info('reloaded');
+      else log.warn('reloaded', { failed });
+    });
   };
   process.on('SIGHUP', reload);
 
