@@ -69,7 +69,8 @@ function diffValues(before: unknown, after: unknown, key: string, out: ConfigCha
  */
 export function isSecretKey(key: string): boolean {
   const name = key.slice(key.lastIndexOf('.') + 1);
-  return /pass(word|phrase)|secret|token/i.test(name) && !/File$/.test(name);
+  // Case-blind: environment variable names (`CICADA_HTTP_ADMIN_TOKEN`) are keys too.
+  return /pass(word|phrase)|secret|token/i.test(name) && !/file$/i.test(name);
 }
 
 /** A change for the log: `mqtt.maxTopicLength: 4096 → 20`, or `tls.passphrase: (changed)`. */

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { errorReason } from '../observe/log.js';
+import { isSecretKey } from './diff.js';
 import { walkFields } from './fields.js';
 import {
   type CicadaConfig,
@@ -193,7 +194,9 @@ export function validateLeaf(field: LeafField, value: unknown, key: string, sour
 }
 
 function invalid(source: string, key: string, value: unknown, expected: string): ConfigError {
-  return new ConfigError('CONFIG_INVALID', source, `${key} is ${show(value)}, expected ${expected}`, { key });
+  // A passphrase or token of the wrong type is still a secret: the message goes to stderr and the log.
+  const shown = isSecretKey(key) ? '(hidden)' : show(value);
+  return new ConfigError('CONFIG_INVALID', source, `${key} is ${shown}, expected ${expected}`, { key });
 }
 
 function unknownKey(source: string, siblings: Fields, name: string, parent: string): ConfigError {
