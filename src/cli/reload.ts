@@ -1,4 +1,5 @@
 import { type ConfigChange, describeChange, diffConfig, isLiveSetting } from '../config/diff.js';
+import { setKey } from '../config/env.js';
 import { ConfigError } from '../config/load.js';
 import type { CicadaConfig } from '../config/schema.js';
 import type { Cicada } from '../server.js';
@@ -55,13 +56,6 @@ export async function reloadConfig(running: CicadaConfig, context: ReloadContext
 /** `running` with the applied changes made (live settings are plain dotted keys, no lists). */
 function withChanges(running: CicadaConfig, changes: readonly ConfigChange[]): CicadaConfig {
   const out = structuredClone(running);
-  for (const { key, after } of changes) {
-    const parts = key.split('.');
-    let node = out as unknown as Record<string, unknown>;
-    for (const part of parts.slice(0, -1)) node = node[part] as Record<string, unknown>;
-    const last = parts[parts.length - 1];
-    if (after === undefined) delete node[last];
-    else node[last] = after;
-  }
+  for (const { key, after } of changes) setKey(out as unknown as Record<string, unknown>, key, after);
   return out;
 }

@@ -113,7 +113,8 @@ function fromText(field: LeafField, text: string): unknown {
   }
 }
 
-function setKey(target: Record<string, unknown>, key: string, value: unknown): void {
+/** Sets the setting at dotted `key` of a config (`undefined` unsets it); its sections must exist. */
+export function setKey(target: Record<string, unknown>, key: string, value: unknown): void {
   const parts = key.split('.');
   let node = target;
   for (const part of parts.slice(0, -1)) node = node[part] as Record<string, unknown>;
