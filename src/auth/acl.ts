@@ -136,6 +136,22 @@ function substitute(
   return { access, filter: filter.replaceAll('%u', username ?? '').replaceAll('%c', clientId) };
 }
 
+/**
+ * A credential's `{"publish": [filters], "subscribe": [filters]}` (a token claim, an HTTP hook's
+ * answer) as a grant: undefined when absent, 'malformed' when not of that shape.
+ */
+export function parseAclGrant(value: unknown): AclGrant | 'malformed' | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'malformed';
+  const { publish = [], subscribe = [] } = value as { publish?: unknown; subscribe?: unknown };
+  if (!stringArray(publish) || !stringArray(subscribe)) return 'malformed';
+  return { publish, subscribe };
+}
+
+function stringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
 /** Rule sets of credential grants, compiled once per grant object. */
 const grantRuleSets = new WeakMap<AclGrant, RuleSet>();
 

@@ -1,7 +1,8 @@
 import { isUtf8 } from 'node:buffer';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { CertificateInfo } from '../broker/hooks.js';
-import type { AclGrant, AuthProvider, Credentials, Identity, ProviderDecision } from './types.js';
+import { parseAclGrant } from './acl.js';
+import type { AuthProvider, Credentials, Identity, ProviderDecision } from './types.js';
 
 /**
  * Authentication delegated to an HTTP service.
@@ -73,10 +74,6 @@ interface CachedDecision {
 
 class HookUnavailable extends Error {}
 
-function stringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((item) => typeof item === 'string');
-}
-
 /** A 200 body as a decision, or a reason why it is outside the contract. */
 function decisionOf(body: unknown, credentials: Credentials): ProviderDecision | string {
   if (typeof body !== 'object' || body === null || Array.isArray(body))
@@ -90,14 +87,8 @@ function decisionOf(body: unknown, credentials: Credentials): ProviderDecision |
     return 'the answer\'s "username" is not a string';
   if (superuser !== undefined && typeof superuser !== 'boolean')
     return 'the answer\'s "superuser" is not a boolean';
-  let grant: AclGrant | undefined;
-  if (acl !== undefined) {
-    const { publish = [], subscribe = [] } = (acl ?? {}) as { publish?: unknown; subscribe?: unknown };
-    if (typeof acl !== 'object' || acl === null || !stringArray(publish) || !stringArray(subscribe)) {
-      return 'the answer\'s "acl" is not {"publish": [...], "subscribe": [...]}';
-    }
-    grant = { publish, subscribe };
-  }
+  const grant = parseAclGrant(acl);
+  if (grant === 'malformed') return 'the answer\'s "acl" is not {"publish": [...], "subscribe": [...]}';
   const name = username ?? credentials.username;
   const identity: Identity = {
     provider: 'http',

@@ -1,7 +1,8 @@
 import { createHmac, type KeyObject, timingSafeEqual, verify } from 'node:crypto';
 import type { ConnectRefusal } from '../broker/hooks.js';
+import { parseAclGrant } from './acl.js';
 import { type JwtAlgorithm, type JwtKeySource, type JwtKeys, loadJwtKeys, selectJwtKey } from './jwt-keys.js';
-import type { AclGrant, AuthProvider, Credentials, Identity, ProviderDecision } from './types.js';
+import type { AuthProvider, Credentials, Identity, ProviderDecision } from './types.js';
 
 /**
  * JSON Web Tokens (RFC 7519) as the CONNECT password: a signed token names the user, may bind
@@ -56,15 +57,6 @@ function list(value: string | readonly string[] | undefined): readonly string[] 
 
 function stringArray(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((item) => typeof item === 'string');
-}
-
-/** The ACL claim as a grant, undefined if absent, 'malformed' if not of the documented shape. */
-function aclGrant(value: unknown): AclGrant | 'malformed' | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'malformed';
-  const { publish = [], subscribe = [] } = value as { publish?: unknown; subscribe?: unknown };
-  if (!stringArray(publish) || !stringArray(subscribe)) return 'malformed';
-  return { publish, subscribe };
 }
 
 /** A header's `alg` fit to be quoted in a refusal (it is attacker-chosen text). */
@@ -189,7 +181,7 @@ export class JwtProvider implements AuthProvider {
     const username = claims[usernameClaim];
     // Without it the ACL would go by the CONNECT username, which the client chooses freely.
     if (typeof username !== 'string' || username === '') return deny(`token has no '${usernameClaim}' claim`);
-    const acl = aclGrant(claims[o.aclClaim ?? 'acl']);
+    const acl = parseAclGrant(claims[o.aclClaim ?? 'acl']);
     if (acl === 'malformed') return deny('malformed ACL claim');
     const identity: Identity = {
       provider: this.name,
