@@ -12,11 +12,12 @@ import { createBroker } from '../server.js';
 import { DurableStore, StoreError } from '../store/durable/index.js';
 import { MemoryStore } from '../store/memory/memory-store.js';
 import { type CliArgs, parseCliArgs, USAGE, UsageError } from './args.js';
+import { logBrokerEvents } from './broker-log.js';
 import { fileErrorReason, runCheckConfig } from './check-config.js';
 import { configFileOf, resolveConfig } from './config-sources.js';
 import { ListenerConfigError, type ListenerSpec, listenerSpecs } from './listeners.js';
 import { runPasswd } from './passwd.js';
-import { reloadConfig } from './reload.js';
+import { handleSignals } from './signals.js';
 import { type SwitchableLogger, switchableLogger } from './switchable-log.js';
 
 /** The one-line reason on stderr, and a failing exit code once the event loop drains. */
@@ -121,99 +122,13 @@ async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): 
     onError: (error) => log.error('internal error', { error }),
   });
   metrics = broker.metrics;
-  broker.on('clientConnected', (client, sessionPresent) =>
-    log.info('client connected', {
-      clientId: client.clientId,
-      username: client.username,
-      protocolVersion: client.protocolVersion,
-      remoteAddress: client.remoteAddress,
-      remotePort: client.remotePort,
-      listener: client.listener,
-      keepAlive: client.keepAlive,
-      sessionPresent,
-    }),
-  );
-  broker.on('clientDisconnected', (client, reason) =>
-    log.info('client disconnected', { clientId: client.clientId, reason }),
-  );
-  // Listened to whatever the level: a reload may switch debug on.
-  broker.on('subscribed', (client, filter, options) => {
-    if (log.enabled('debug'))
-      log.debug('subscribed', { clientId: client.clientId, filter, qos: options.qos });
-  });
-  broker.on('unsubscribed', (client, filter) => {
-    if (log.enabled('debug')) log.debug('unsubscribed', { clientId: client.clientId, filter });
-  });
-  broker.on('dropped', (message, clientId, reason) => {
-    if (log.enabled('debug')) log.debug('message dropped', { clientId, topic: message.topic, reason });
-  });
-  broker.on('sessionExpired', (clientId) => {
-    if (log.enabled('debug')) log.debug('session expired', { clientId });
-  });
-  // The configuration in force: the start's, with the live settings of later reloads.
-  let running = config;
-
-  // First signal: close gracefully (connections closed as the server shutting down, so
-  // wills are published as the spec says). A second one: exit at once.
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      log.warn('second signal: exiting now', { signal });
-      process.exit(1);
-    }
-    stopping = true;
-    // Closing stops accepting, sends MQTT 5 clients DISCONNECT 0x8B (server shutting down),
-    // waits for the store writes under way and closes the store; the timeout bounds it all.
-    const timeout = running.shutdownTimeout;
-    log.info('shutting down', { signal, shutdownTimeout: timeout });
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeout * 1000);
-    });
-    Promise.race([broker.close().then(() => 'closed' as const), expired]).then(
-      (outcome) => {
-        clearTimeout(timer);
-        if (outcome === 'timeout') {
-          log.error('shutdown did not drain within shutdownTimeout: exiting anyway', {
-            shutdownTimeout: timeout,
-          });
-          process.exit(1);
-        }
-        log.info('stopped');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        log.error('shutdown failed', { error });
-        process.exit(1);
-      },
-    );
+  logBrokerEvents(broker, log);
+  const signals = handleSignals({ broker, access, log, args, config });
+  // A start that fails leaves nothing behind to keep the process alive.
+  const abandon = (): void => {
+    signals.detach();
+    access.close();
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  // SIGHUP re-reads the config file and environment (live settings applied, see reload.ts),
-  // the password, token-key and ACL files and the TLS certificates. Reloads run one at a time.
-  let reloading: Promise<void> = Promise.resolve();
-  const reload = (): void => {
-    log.info('reloading', { signal: 'SIGHUP' });
-    const context = { args, env: process.env, broker, log };
-    const configStep = reloading.then(async () => {
-      running = await reloadConfig(running, context);
-    });
-    reloading = configStep.catch(() => {});
-    const steps = [
-      configStep,
-      access.reload(),
-      ...broker.listeners.map((l) => l.reload?.()),
-      readAdminToken(config.http).then((token) => broker.http.auth.setAdminToken(token)),
-    ];
-    for (const step of steps) step?.catch((error: unknown) => log.error('reload failed', { error }));
-    Promise.allSettled(steps).then((results) => {
-      const failed = results.filter((r) => r.status === 'rejected').length;
-      if (failed === 0) log.info('reloaded');
-      else log.warn('reloaded', { failed });
-    });
-  };
-  process.on('SIGHUP', reload);
 
   log.info('starting', {
     version: readVersion(),
@@ -226,10 +141,7 @@ async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): 
     // Open the store first, so a bad data directory is reported as such.
     await broker.start();
   } catch (error) {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    process.off('SIGHUP', reload);
-    access.close();
+    abandon();
     if (error instanceof StoreError) return fail(error.message);
     throw error;
   }
@@ -238,16 +150,13 @@ async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): 
     try {
       listener = await broker.listen(url, options);
     } catch (error) {
-      if (stopping) return;
+      if (signals.stopping) return;
       fail(`cannot listen on ${url}: ${errorReason(error)}`);
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      process.off('SIGHUP', reload);
-      access.close();
+      abandon();
       await broker.close().catch(() => {});
       return;
     }
-    if (stopping) return;
+    if (signals.stopping) return;
     log.info('listening', { url, host: listener.host, port: listener.port });
   }
   if (
