@@ -1,3 +1,4 @@
+import { filterFault } from '../auth/topic-filter.js';
 import {
   brokerCounts,
   clearRetained,
@@ -123,8 +124,8 @@ export const adminRoutes: HttpModule = (app, context) => {
     '/api/v1/retained',
     ({ query, send }) => {
       const filter = query.get('filter') || '#';
-      const problem = topicFilterProblem(filter);
-      if (problem !== undefined) throw new HttpError(400, 'bad-filter', `filter '${filter}' ${problem}`);
+      const fault = filterFault(filter);
+      if (fault !== undefined) throw new HttpError(400, 'bad-filter', `filter '${filter}': ${fault}`);
       const now = Date.now();
       const found = retainedMessages(broker, filter);
       const page = paginate(found, (m) => m.topic, query);
@@ -167,18 +168,4 @@ function notFound(what: string, id: string | undefined): HttpError {
 function cookie(value: string, listener: string): string {
   const secure = listener.startsWith('https:') ? '; Secure' : '';
   return `${ADMIN_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict${secure}`;
-}
-
-/** Why `filter` is not an MQTT topic filter (MQTT 4.7.1), or undefined. */
-export function topicFilterProblem(filter: string): string | undefined {
-  const levels = filter.split('/');
-  for (let i = 0; i < levels.length; i++) {
-    const level = levels[i]!;
-    // MQTT-4.7.1-1: '#' alone in the last level; MQTT-4.7.1-2: '+' alone in its level.
-    if (level.includes('#') && (level !== '#' || i !== levels.length - 1))
-      return "uses '#' other than as the whole last level";
-    if (level.includes('+') && level !== '+') return "uses '+' other than as a whole level";
-  }
-  if (filter.includes('\u0000')) return 'contains U+0000'; // MQTT-4.7.3-2
-  return undefined;
 }
