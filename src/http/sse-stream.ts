@@ -22,8 +22,8 @@ import { messageEvent, type SseJournal } from './sse-journal.js';
  */
 export class SseStream implements ClientLink {
   qos0DropReason: DropReason | undefined = undefined;
-  /** Set once the broker attached the session. */
-  session: Session | undefined;
+  /** Set by `attach` once the broker made the session. */
+  private session: Session | undefined;
   /** The id of the last message event written (or of the position marker). */
   private lastId = 0;
   private started = false;
@@ -50,6 +50,17 @@ export class SseStream implements ClientLink {
       this.stalledTicks = 0;
       this.wake();
     });
+  }
+
+  /**
+   * Takes the session the broker made for the stream. False when the client left while it was
+   * being made: the session is ended at once (`finish` ran without one to end).
+   */
+  attach(session: Session): boolean {
+    this.session = session;
+    if (!this.ended) return true;
+    this.broker.disconnect(session, this, { reason: 'client-disconnect', sendWill: false });
+    return false;
   }
 
   /** Whether the stream has ended (client gone, closed by the broker, or refused). */

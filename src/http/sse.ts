@@ -107,7 +107,7 @@ async function openStream(
     stream,
   );
   if (!outcome.ok) throw new HttpError(503, 'unavailable', 'the broker is not accepting clients');
-  stream.session = outcome.session;
+  if (!stream.attach(outcome.session)) return;
   const requests: SubscribeRequest[] = filters.map((filter, i) => ({
     filter,
     options: { qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 },
