@@ -93,7 +93,9 @@ export class BrokerMetrics {
   private readonly startedAt: number;
   private readonly loopDelay: IntervalHistogram;
   private readonly detach: () => void;
+  /** Messages and payload bytes received, by QoS: plain numbers on the publish path, read when scraped. */
   private readonly messagesIn: [number, number, number] = [0, 0, 0];
+  private readonly payloadBytesIn: [number, number, number] = [0, 0, 0];
   private dropped = 0;
   private readonly authFailures: Counter;
   private readonly commitDuration: Histogram;
@@ -169,14 +171,11 @@ export class BrokerMetrics {
       name: 'cicada_network_bytes_sent_total',
       help: 'Bytes written to client connections',
     });
-    for (const qos of QOS_LEVELS) {
-      received.inc({ qos }, 0);
-      receivedBytes.inc({ qos }, 0);
-      sent.inc({ qos }, 0);
-      sentBytes.inc({ qos }, 0);
-    }
+    // Every QoS is written, at 0 too, so that rates can be taken from the first scrape.
     sent.collect = () => {
       for (const qos of QOS_LEVELS) {
+        received.set({ qos }, this.messagesIn[qos]);
+        receivedBytes.set({ qos }, this.payloadBytesIn[qos]);
         sent.set({ qos }, traffic.messagesSent[qos]);
         sentBytes.set({ qos }, traffic.payloadBytesSent[qos]);
       }
@@ -240,8 +239,7 @@ export class BrokerMetrics {
       // The broker's own $SYS messages are not traffic it received.
       if (client === undefined && message.topic.startsWith('$SYS/')) return;
       this.messagesIn[message.qos]++;
-      received.inc({ qos: message.qos });
-      receivedBytes.inc({ qos: message.qos }, message.payload.length);
+      this.payloadBytesIn[message.qos] += message.payload.length;
     };
     const onDropped = (_message: Message, _clientId: string, reason: DropReason): void => {
       this.dropped++;

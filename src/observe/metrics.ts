@@ -52,6 +52,12 @@ abstract class Metric {
   /** The map key of a label set: the values in label-name order. */
   protected key(labels: Labels | undefined): string {
     if (this.labelNames.length === 0) return '';
+    // One label (most of them): its value is the key, with no array to build per update.
+    if (this.labelNames.length === 1) {
+      const value = labels?.[this.labelNames[0]!];
+      if (value === undefined) throw new Error(`metric ${this.name} needs label '${this.labelNames[0]}'`);
+      return String(value);
+    }
     const values: string[] = [];
     for (const name of this.labelNames) {
       const value = labels?.[name];
