@@ -144,6 +144,8 @@ export class HttpApp {
       });
     }
     const { route, params } = found;
+    if (crossSiteChange(request))
+      throw forbidden('a state-changing request from another site is refused (cross-site request forgery)');
     const principal: Principal =
       route.auth === 'none'
         ? { kind: 'client', client: anonymous(origin) }
@@ -211,6 +213,19 @@ function decode(part: string): string {
   } catch {
     throw new HttpError(400, 'bad-path', `'${part}' is not a valid URL-encoded path segment`);
   }
+}
+
+/**
+ * Whether a browser sent a state-changing request on behalf of another site's page. Its
+ * credentials are ambient (a Basic login the browser remembers; the admin cookie is
+ * SameSite=Strict, but a sibling host or port is the same site), and no answer of this API
+ * allows cross-origin calls, so such a request is only ever forgery. Browsers say where it
+ * comes from in Sec-Fetch-Site; other clients send no such header.
+ */
+function crossSiteChange(request: IncomingMessage): boolean {
+  if (request.method === 'GET' || request.method === 'HEAD') return false;
+  const site = request.headers['sec-fetch-site'];
+  return site !== undefined && site !== 'same-origin' && site !== 'none';
 }
 
 /** The client an unauthenticated route sees (it never reaches the access control). */

@@ -104,3 +104,28 @@ test('without an admin token configured, admin routes refuse everyone', async ()
   const login = await fetch(`${base}/api/v1/login`, { method: 'POST', body: '{"token": ""}' });
   assert.equal(login.status, 401);
 });
+
+test('a cross-site page cannot make the browser publish or kick with its credentials; a same-origin one can', async () => {
+  const { base } = await httpBroker();
+  const publish = (site: string) =>
+    fetch(`${base}/api/v1/publish`, {
+      method: 'POST',
+      // The body a cross-site form can send (text/plain), with credentials the browser holds.
+      headers: { ...ADMIN, 'content-type': 'text/plain', 'sec-fetch-site': site },
+      body: JSON.stringify({ topic: 'csrf/test', payload: 'x' }),
+    });
+  for (const site of ['cross-site', 'same-site']) {
+    const refused = await publish(site);
+    assert.equal(refused.status, 403, site);
+    assert.equal(((await refused.json()) as { error: { code: string } }).error.code, 'forbidden');
+  }
+  const kick = await fetch(`${base}/api/v1/clients/someone`, {
+    method: 'DELETE',
+    headers: { ...ADMIN, 'sec-fetch-site': 'cross-site' },
+  });
+  assert.equal(kick.status, 403);
+  assert.equal((await publish('same-origin')).status, 200);
+  // Reading stays open: a cross-site GET changes nothing, and the cookie's SameSite=Strict keeps it unauthenticated.
+  const read = await fetch(`${base}/api/v1/stats`, { headers: { ...ADMIN, 'sec-fetch-site': 'cross-site' } });
+  assert.equal(read.status, 200);
+});
