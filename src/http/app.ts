@@ -4,6 +4,7 @@ import type { SubscribeDecision } from '../auth/types.js';
 import {
   CallerAuthentication,
   forbidden,
+  httpClientInfo,
   type Principal,
   type RequestOrigin,
   unauthorized,
@@ -148,7 +149,7 @@ export class HttpApp {
       throw forbidden('a state-changing request from another site is refused (cross-site request forgery)');
     const principal: Principal =
       route.auth === 'none'
-        ? { kind: 'client', client: anonymous(origin) }
+        ? { kind: 'client', client: httpClientInfo(request, origin, 'http:anonymous') }
         : await this.auth.identify(request, origin);
     if (route.auth === 'admin' && principal.kind !== 'admin') {
       // Who gave no (usable) credentials is asked for them; a known client is refused.
@@ -226,17 +227,4 @@ function crossSiteChange(request: IncomingMessage): boolean {
   if (request.method === 'GET' || request.method === 'HEAD') return false;
   const site = request.headers['sec-fetch-site'];
   return site !== undefined && site !== 'same-origin' && site !== 'none';
-}
-
-/** The client an unauthenticated route sees (it never reaches the access control). */
-function anonymous(origin: RequestOrigin) {
-  return {
-    clientId: 'http:anonymous',
-    protocol: 'http',
-    protocolVersion: 0,
-    listener: origin.listener,
-    keepAlive: 0,
-    connectedAt: Date.now(),
-    secure: origin.secure,
-  };
 }

@@ -111,19 +111,7 @@ export class CallerAuthentication {
     username: string | undefined,
     password: Buffer | undefined,
   ): Promise<Principal> {
-    const socket = request.socket;
-    const client: ClientInfo = {
-      clientId: `http:${username ?? 'anonymous'}`,
-      ...(username === undefined ? {} : { username }),
-      protocol: 'http',
-      protocolVersion: 0,
-      ...(socket.remoteAddress === undefined ? {} : { remoteAddress: socket.remoteAddress }),
-      ...(socket.remotePort === undefined ? {} : { remotePort: socket.remotePort }),
-      listener: origin.listener,
-      keepAlive: 0,
-      connectedAt: Date.now(),
-      secure: origin.secure,
-    };
+    const client = httpClientInfo(request, origin, `http:${username ?? 'anonymous'}`, username);
     // Embedded without access control: everyone who is not the administrator is an anonymous client.
     if (this.access === undefined) return { kind: 'client', client };
     const result = await this.access.authenticate({
@@ -140,6 +128,28 @@ export class CallerAuthentication {
       username === undefined && password === undefined ? 'credentials required' : 'credentials refused',
     );
   }
+}
+
+/** The ClientInfo of an HTTP caller as the broker and the access control see it: protocol `http`. */
+export function httpClientInfo(
+  request: IncomingMessage,
+  origin: RequestOrigin,
+  clientId: string,
+  username?: string,
+): ClientInfo {
+  const socket = request.socket;
+  return {
+    clientId,
+    ...(username === undefined ? {} : { username }),
+    protocol: 'http',
+    protocolVersion: 0,
+    ...(socket.remoteAddress === undefined ? {} : { remoteAddress: socket.remoteAddress }),
+    ...(socket.remotePort === undefined ? {} : { remotePort: socket.remotePort }),
+    listener: origin.listener,
+    keepAlive: 0,
+    connectedAt: Date.now(),
+    secure: origin.secure,
+  };
 }
 
 /** A 401 with the challenges the API accepts. */

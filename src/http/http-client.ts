@@ -1,5 +1,6 @@
 import type { ClientInfo } from '../broker/hooks.js';
 import type { RouteContext } from './app.js';
+import { httpClientInfo } from './caller.js';
 
 /**
  * The ClientInfo the broker sees for an HTTP caller's action: protocol `http`, the caller's
@@ -10,18 +11,7 @@ import type { RouteContext } from './app.js';
 export function callerClientInfo(context: RouteContext, clientId?: string): ClientInfo {
   const { principal, request, listener } = context;
   if (principal.kind === 'client' && clientId === undefined) return principal.client;
-  const known = principal.kind === 'client' ? principal.client : undefined;
-  const socket = request.socket;
-  return {
-    clientId: clientId ?? 'http:admin',
-    ...(known?.username === undefined ? {} : { username: known.username }),
-    protocol: 'http',
-    protocolVersion: 0,
-    ...(socket.remoteAddress === undefined ? {} : { remoteAddress: socket.remoteAddress }),
-    ...(socket.remotePort === undefined ? {} : { remotePort: socket.remotePort }),
-    listener,
-    keepAlive: 0,
-    connectedAt: Date.now(),
-    secure: listener.startsWith('https:'),
-  };
+  const username = principal.kind === 'client' ? principal.client.username : undefined;
+  const origin = { listener, secure: listener.startsWith('https:') };
+  return httpClientInfo(request, origin, clientId ?? 'http:admin', username);
 }
