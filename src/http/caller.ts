@@ -168,7 +168,7 @@ function sameBytes(a: Buffer, b: Buffer): boolean {
 }
 
 /** The value of a cookie of the request, if present. */
-export function readCookie(request: IncomingMessage, name: string): string | undefined {
+function readCookie(request: IncomingMessage, name: string): string | undefined {
   const header = request.headers.cookie;
   if (header === undefined) return undefined;
   for (const part of header.split(';')) {

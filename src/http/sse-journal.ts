@@ -126,7 +126,7 @@ export interface MessageEventData {
 }
 
 /** The event data of a message, with its remaining expiry counted at `now`. */
-export function messageEventData(message: Message, retain: boolean, now: number): MessageEventData {
+function messageEventData(message: Message, retain: boolean, now: number): MessageEventData {
   const text = utf8Text(message.payload);
   return {
     topic: message.topic,
