@@ -6,8 +6,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { createSecureContext } from 'node:tls';
-import { readTlsFiles } from './tls-context.js';
+import { readTlsFiles, reloadSecureContext } from './tls-context.js';
 import type { TlsListenOptions } from './transport.js';
 
 /**
@@ -172,19 +171,7 @@ class SharedHttpServer {
 
   async reload(): Promise<void> {
     if (this.tls === undefined || !('setSecureContext' in this.server)) return;
-    let next: Awaited<ReturnType<typeof readTlsFiles>>;
-    try {
-      next = await readTlsFiles(this.tls);
-      // Built once first: a key that does not match its certificate throws here, and the
-      // server keeps serving the certificate it has.
-      createSecureContext(next);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new Error(
-        `TLS reload on port ${this.port} failed, still serving the previous certificate: ${reason}`,
-      );
-    }
-    this.server.setSecureContext(next);
+    await reloadSecureContext(this.server, this.tls, `on port ${this.port}`);
   }
 
   /** Stops accepting; upgraded connections are left to whoever took them over. */

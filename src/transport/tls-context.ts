@@ -1,5 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import type { PeerCertificate, SecureContextOptions, TLSSocket } from 'node:tls';
+import {
+  createSecureContext,
+  type PeerCertificate,
+  type SecureContextOptions,
+  type TLSSocket,
+} from 'node:tls';
 import type { CertificateInfo } from '../broker/hooks.js';
 import type { TlsListenOptions } from './transport.js';
 
@@ -39,6 +44,32 @@ export async function readTlsFiles(options: TlsListenOptions): Promise<TlsServer
     requestCert,
     rejectUnauthorized: requestCert && (options.requireCert ?? true),
   };
+}
+
+/** A server whose certificate can be swapped for the connections it accepts next (TLS, HTTPS). */
+export interface SecureContextHolder {
+  setSecureContext(options: SecureContextOptions): void;
+}
+
+/**
+ * Re-reads a listener's TLS files into `server`. Unreadable files, or a key that does not match
+ * its certificate, throw (naming the listener with `where`) and the server keeps its context.
+ */
+export async function reloadSecureContext(
+  server: SecureContextHolder,
+  options: TlsListenOptions,
+  where: string,
+): Promise<void> {
+  let next: TlsServerSettings;
+  try {
+    next = await readTlsFiles(options);
+    // Built once first: a mismatched key throws here rather than in the server.
+    createSecureContext(next);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`TLS reload ${where} failed, still serving the previous certificate: ${reason}`);
+  }
+  server.setSecureContext(next);
 }
 
 type NameFields = PeerCertificate['subject'];

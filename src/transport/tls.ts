@@ -1,7 +1,7 @@
 import { createServer as createNetServer } from 'node:net';
-import { createSecureContext, createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { acceptSockets, bindListener, PROXY_HEADER_TIMEOUT_MS, type SocketTransportOptions } from './tcp.js';
-import { certificateInfo, readTlsFiles } from './tls-context.js';
+import { certificateInfo, readTlsFiles, reloadSecureContext } from './tls-context.js';
 import type { ConnectionHandler, ConnectionInfo, Listener, ListenOptions, Transport } from './transport.js';
 
 /** The IANA port for MQTT over TLS. */
@@ -89,19 +89,7 @@ export class TlsTransport implements Transport {
       },
     );
 
-    const reload = async (): Promise<void> => {
-      let next: Awaited<ReturnType<typeof readTlsFiles>>;
-      try {
-        next = await readTlsFiles(tls);
-        // Build it once first: a key that does not match its certificate throws here, and
-        // the server keeps the context it has.
-        createSecureContext(next);
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        throw new Error(`TLS reload of ${urlText} failed, still serving the previous certificate: ${reason}`);
-      }
-      tlsServer.setSecureContext(next);
-    };
+    const reload = (): Promise<void> => reloadSecureContext(tlsServer, tls, `of ${urlText}`);
     return bindListener(server, url, DEFAULT_MQTTS_PORT, { reload });
   }
 }
