@@ -285,7 +285,6 @@ export class BrokerMetrics {
   stats(): BrokerStats {
     const snapshot = snapshotOf(this.broker);
     const traffic = trafficOf(this.broker);
-    const [s0, s1, s2] = traffic.messagesSent;
     return {
       uptimeSeconds: this.uptimeSeconds(),
       connections: snapshot.connected,
@@ -293,7 +292,7 @@ export class BrokerMetrics {
       subscriptions: snapshot.subscriptions,
       retained: snapshot.retained,
       messagesIn: this.messagesReceived,
-      messagesOut: s0 + s1 + s2,
+      messagesOut: traffic.messagesSentTotal,
       bytesIn: traffic.bytesReceived,
       bytesOut: traffic.bytesSent,
       droppedMessages: this.dropped,

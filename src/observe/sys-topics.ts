@@ -91,7 +91,6 @@ export class SysTopics {
     const { broker, options } = this;
     const snapshot = snapshotOf(broker);
     const traffic = trafficOf(broker);
-    const [s0, s1, s2] = traffic.messagesSent;
     const memory = process.memoryUsage();
     const topics = new Map<string, string>([
       ['version', `cicada version ${options.version}`],
@@ -100,7 +99,7 @@ export class SysTopics {
       ['clients/total', String(snapshot.sessions)],
       ['clients/disconnected', String(snapshot.sessions - snapshot.connected)],
       ['messages/received', String(options.metrics.messagesReceived)],
-      ['messages/sent', String(s0 + s1 + s2)],
+      ['messages/sent', String(traffic.messagesSentTotal)],
       ['messages/stored', String(snapshot.retained + snapshot.queued + snapshot.inflight)],
       ['retained messages/count', String(snapshot.retained)],
       ['subscriptions/count', String(snapshot.subscriptions)],
@@ -123,9 +122,8 @@ export class SysTopics {
     const elapsed = (now - this.lastUpdate) / 1000;
     this.lastUpdate = now;
     const traffic = trafficOf(this.broker);
-    const [s0, s1, s2] = traffic.messagesSent;
     this.loads['messages/received'].update(this.options.metrics.messagesReceived, elapsed);
-    this.loads['messages/sent'].update(s0 + s1 + s2, elapsed);
+    this.loads['messages/sent'].update(traffic.messagesSentTotal, elapsed);
     this.loads['bytes/received'].update(traffic.bytesReceived, elapsed);
     this.loads['bytes/sent'].update(traffic.bytesSent, elapsed);
     for (const [name, value] of this.values()) {

@@ -11,6 +11,10 @@ export class Traffic {
   readonly messagesSent: [number, number, number] = [0, 0, 0];
   /** Payload bytes of those PUBLISH packets, by QoS. */
   readonly payloadBytesSent: [number, number, number] = [0, 0, 0];
+  /** PUBLISH packets sent to clients, all QoS levels together. */
+  get messagesSentTotal(): number {
+    return this.messagesSent[0] + this.messagesSent[1] + this.messagesSent[2];
+  }
   /** Bytes read from client connections (every packet, as on the wire). */
   bytesReceived = 0;
   /** Bytes written to client connections (every packet, as on the wire). */
