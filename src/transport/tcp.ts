@@ -41,6 +41,11 @@ export function acceptSockets(
   });
 }
 
+/** The host a listener URL names, brackets off an IPv6 literal; all interfaces when it names none. */
+export function listenHost(url: URL): string {
+  return url.hostname.replace(/^\[|\]$/g, '') || '0.0.0.0';
+}
+
 /** Binds `server` to the URL's host and port and describes it as a `Listener`. */
 export function bindListener(
   server: Server,
@@ -48,7 +53,7 @@ export function bindListener(
   defaultPort: number,
   extra: Partial<Pick<Listener, 'reload'>> = {},
 ): Promise<Listener> {
-  const host = url.hostname.replace(/^\[|\]$/g, '') || '0.0.0.0';
+  const host = listenHost(url);
   const port = url.port === '' ? defaultPort : Number(url.port);
   const urlText = url.toString();
   return new Promise((resolve, reject) => {

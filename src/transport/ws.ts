@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { type HttpRoute, type HttpServers, refuseUpgrade, sharedHttpServers } from './http-server.js';
+import { listenHost } from './tcp.js';
 import { certificateInfo } from './tls-context.js';
 import type { ConnectionHandler, ConnectionInfo, Listener, ListenOptions, Transport } from './transport.js';
 import { WebSocketDuplex } from './ws-stream.js';
@@ -46,8 +47,12 @@ type ServerSettings = ConstructorParameters<typeof WebSocketServer>[0] & { close
  */
 function chooseSubprotocol(header: string | undefined): string | false | undefined {
   if (header === undefined) return undefined;
-  const offered = header.split(',').map((p) => p.trim());
-  return MQTT_SUBPROTOCOLS.find((p) => offered.includes(p)) ?? false;
+  return preferredSubprotocol(new Set(header.split(',').map((p) => p.trim())));
+}
+
+/** Our preferred subprotocol among those offered, or `false` when none is ours. */
+function preferredSubprotocol(offered: ReadonlySet<string>): string | false {
+  return MQTT_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false;
 }
 
 /**
@@ -74,7 +79,7 @@ export class WebSocketTransport implements Transport {
       throw new Error(`${url} needs TLS settings (certificate and key)`);
     if (options.proxyProtocol === true)
       throw new Error(`${url}: the PROXY protocol is not supported on WebSocket`);
-    const host = url.hostname.replace(/^\[|\]$/g, '') || '0.0.0.0';
+    const host = listenHost(url);
     const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
     const path = url.pathname === '' || url.pathname === '/' ? DEFAULT_WS_PATH : url.pathname;
     const urlText = url.toString();
@@ -84,7 +89,7 @@ export class WebSocketTransport implements Transport {
       perMessageDeflate: false,
       maxPayload: this.maxPayload,
       closeTimeout: this.closeTimeout,
-      handleProtocols: (offered: Set<string>) => MQTT_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
+      handleProtocols: preferredSubprotocol,
     };
     const wsServer = new WebSocketServer(settings);
     const usernameFrom = options.tls?.usernameFrom;
