@@ -71,6 +71,8 @@ export class MqttConnection implements ClientLink {
   qos0DropReason: ClientLink['qos0DropReason'];
   /** Outbound bytes buffered beyond which the client is a slow consumer: never below the stream's own mark, so 'drain' follows. */
   readonly outboundSoftLimit: number;
+  /** Outbound bytes buffered beyond which the connection is closed: never below the soft limit plus one largest packet. */
+  readonly outboundHardLimit: number;
   /** Times reads were paused to slow this client's publishing down (rates, memory pressure). */
   readPauses = 0;
   /** True while reads are paused by the throttle: idleness is then ours, not the client's. */
@@ -118,6 +120,10 @@ export class MqttConnection implements ClientLink {
     this.idleLimit = options.connectTimeout;
     this.traffic = trafficOf(broker);
     this.outboundSoftLimit = Math.max(options.outboundSoftLimit, stream.writableHighWaterMark);
+    this.outboundHardLimit = Math.max(
+      options.outboundHardLimit,
+      this.outboundSoftLimit + options.maxPacketSize,
+    );
     this.throttle = PublishThrottle.create(
       { messagesPerSecond: options.maxPublishRate, bytesPerSecond: options.maxPublishBytesRate },
       memory,

@@ -46,9 +46,7 @@ const variant: PublishVariant = { qos: 0 };
  */
 export function overSoftLimit(conn: MqttConnection): false {
   conn.qos0DropReason = 'slow-consumer';
-  const { outboundHardLimit, maxPacketSize } = conn.options;
-  const hardLimit = Math.max(outboundHardLimit, conn.outboundSoftLimit + maxPacketSize);
-  if (conn.stream.writableLength > hardLimit && !conn.closed) {
+  if (conn.stream.writableLength > conn.outboundHardLimit && !conn.closed) {
     // Not from inside the write: the caller may be in the middle of a delivery loop.
     process.nextTick(() => conn.closeOverloaded());
   }
