@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { MemoryWatch } from './memory-watch.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -61,8 +62,4 @@ export class PublishThrottle {
     // Memory is asked again after the refill: it may have risen anew meanwhile.
     return refilled === undefined ? memory.whenRelieved() : refilled.then(() => memory.whenRelieved());
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
