@@ -7,7 +7,14 @@ import type {
   ConnectRefusal,
 } from '../broker/hooks.js';
 import type { SubscriptionOptions } from '../broker/message.js';
-import type { AclSubject, Authorizer, AuthProvider, Identity, SubscribeDecision } from './types.js';
+import type {
+  AclSubject,
+  Authorizer,
+  AuthProvider,
+  Identity,
+  ProviderDecision,
+  SubscribeDecision,
+} from './types.js';
 
 /** How failed logins are slowed, per source address (see `LoginThrottle`). */
 export interface FailureThrottle {
@@ -109,7 +116,7 @@ export class AccessControl {
     const names = access?.providers;
     for (const provider of this.options.providers) {
       if (names !== undefined && !names.includes(provider.name)) continue;
-      let decision: Awaited<ReturnType<AuthProvider['check']>>;
+      let decision: ProviderDecision;
       try {
         decision = await provider.check(request);
       } catch (error) {
