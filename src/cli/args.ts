@@ -174,36 +174,29 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
 
 /** The configuration to run: the file's (or the defaults), overridden by the command line. */
 export function applyArgs(config: Readonly<CicadaConfig>, args: CliArgs): CicadaConfig {
+  // A copy the caller may change, whatever sections the config grows.
+  const out = structuredClone(config) as CicadaConfig;
   return {
-    listen: [...(args.listen ?? config.listen)],
-    logLevel: args.logLevel ?? config.logLevel,
-    shutdownTimeout: config.shutdownTimeout,
+    ...out,
+    listen: args.listen === undefined ? out.listen : [...args.listen],
+    logLevel: args.logLevel ?? out.logLevel,
     store: {
-      type: args.memory ? 'memory' : args.data !== undefined ? 'durable' : config.store.type,
-      directory: args.data ?? config.store.directory,
+      type: args.memory ? 'memory' : args.data !== undefined ? 'durable' : out.store.type,
+      directory: args.data ?? out.store.directory,
     },
-    listeners: config.listeners.map((l) => ({ ...l, tls: { ...l.tls }, limits: { ...l.limits } })),
     tls: {
-      ...config.tls,
-      cert: args.tlsCert ?? config.tls.cert,
-      key: args.tlsKey ?? config.tls.key,
-      ca: args.tlsCa ?? config.tls.ca,
+      ...out.tls,
+      cert: args.tlsCert ?? out.tls.cert,
+      key: args.tlsKey ?? out.tls.key,
+      ca: args.tlsCa ?? out.tls.ca,
       // A CA on the command line means mutual TLS.
-      requestCert: args.tlsCa !== undefined || config.tls.requestCert,
+      requestCert: args.tlsCa !== undefined || out.tls.requestCert,
     },
-    broker: { ...config.broker },
-    mqtt: { ...config.mqtt },
     auth: {
-      ...config.auth,
-      allowAnonymous: args.allowAnonymous || config.auth.allowAnonymous,
-      passwordFile: args.passwordFile ?? config.auth.passwordFile,
-      jwt: { ...config.auth.jwt },
-      http: { ...config.auth.http },
-      throttle: { ...config.auth.throttle },
+      ...out.auth,
+      allowAnonymous: args.allowAnonymous || out.auth.allowAnonymous,
+      passwordFile: args.passwordFile ?? out.auth.passwordFile,
     },
-    acl: { file: args.aclFile ?? config.acl.file },
-    limits: { ...config.limits },
-    http: { ...config.http },
-    sys: { ...config.sys },
+    acl: { file: args.aclFile ?? out.acl.file },
   };
 }
