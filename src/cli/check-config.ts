@@ -1,6 +1,7 @@
 import { createSecureContext } from 'node:tls';
 import { accessControlFromConfig } from '../auth/from-config.js';
 import { applyEnvironment } from '../config/env.js';
+import { readAdminToken } from '../config/http.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { CicadaConfig } from '../config/schema.js';
 import { errorReason } from '../observe/log.js';
@@ -9,8 +10,8 @@ import { ListenerConfigError, type ListenerSpec, listenerSpecs } from './listene
 
 /**
  * `cicada check-config FILE`: validates FILE with the environment applied, as a start would,
- * and reads every file it names (TLS certificates and keys, password, ACL and token-key
- * files) with the loaders the broker uses, so that a typo shows before a restart. Nothing is
+ * and reads every file it names (TLS certificates and keys, password, ACL, token-key and
+ * admin-token files) with the loaders the broker uses, so that a typo shows before a restart. Nothing is
  * started. Exit 0 with a one-line summary on stdout, 1 with the one-line error on stderr,
  * 2 for a wrong command line.
  */
@@ -24,6 +25,8 @@ export async function runCheckConfig(argv: readonly string[], env: NodeJS.Proces
     const config = applyEnvironment(await loadConfigFile(file), env);
     const listeners = listenerSpecs(config);
     for (const listener of listeners) await checkTls(listener);
+    // A start reads it too, and fails without it.
+    await readAdminToken(config.http);
     const access = await accessControlFromConfig(config);
     const providers = access.providerCount;
     access.close();
