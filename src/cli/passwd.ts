@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, open, readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { ReadStream } from 'node:tty';
@@ -125,7 +125,10 @@ async function readExisting(file: string): Promise<string | undefined> {
   }
 }
 
-/** Replaces `file` atomically: a private temporary file beside it, flushed, then renamed over it. */
+/**
+ * Replaces `file` atomically: a temporary file beside it, flushed, then renamed over it. It is
+ * made owner-only (0600; the umask can only narrow it), which the file then keeps.
+ */
 async function writeAtomically(file: string, text: string): Promise<void> {
   const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
@@ -136,7 +139,6 @@ async function writeAtomically(file: string, text: string): Promise<void> {
     } finally {
       await handle.close();
     }
-    await chmod(temp, 0o600);
     await rename(temp, file);
   } catch (error) {
     await rm(temp, { force: true });
@@ -183,8 +185,9 @@ function promptHidden(prompt: string, tty: ReadStream, out: Writable): Promise<s
         else typed += char;
       }
     };
-    out.write(prompt);
+    // Echo off before the prompt shows: what is typed in answer must never reach the screen.
     tty.setRawMode(true);
+    out.write(prompt);
     tty.resume();
     tty.on('data', onData);
   });
