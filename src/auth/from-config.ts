@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AclConfig, AuthConfig, ListenerConfig } from '../config/schema.js';
 import { AccessControl, type AuthFailure, type ListenerAccess } from './access-control.js';
@@ -37,16 +37,22 @@ export interface AccessOptions {
   readonly secret?: Buffer;
 }
 
+const SECRET_BYTES = 32;
+
 /**
  * A secret kept in `file` (made once, readable by the owner only), so that it outlives restarts.
  */
 export async function persistentSecret(file: string): Promise<Buffer> {
   try {
-    return await readFile(file);
+    const kept = await readFile(file);
+    if (kept.length >= SECRET_BYTES) return kept;
+    // A crash between creating and filling the file leaves it short (an empty key would make
+    // the fake salts computable by anyone): replace it.
+    await rm(file, { force: true });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  const secret = randomBytes(32);
+  const secret = randomBytes(SECRET_BYTES);
   await mkdir(dirname(file), { recursive: true });
   try {
     await writeFile(file, secret, { mode: 0o600, flag: 'wx' });
