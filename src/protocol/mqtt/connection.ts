@@ -22,12 +22,10 @@ import type { MemoryWatch } from '../../limits/memory-watch.js';
 import { PublishThrottle } from '../../limits/publish-throttle.js';
 import { type Traffic, trafficOf } from '../../observe/traffic.js';
 import type { ConnectionInfo } from '../../transport/transport.js';
-import { drainDeliveries, handleDeliveryAck, overSoftLimit } from './delivery.js';
+import { drainDeliveries, overSoftLimit } from './delivery.js';
+import { dispatchPacket } from './dispatch.js';
 import { ProtocolViolation, serverDisconnectCode } from './errors.js';
-import { type AuthExchange, handleAuth } from './handle-auth.js';
-import { handleConnect } from './handle-connect.js';
-import { handlePublish, handlePubrel, handleThrottledPublish } from './handle-publish.js';
-import { handleSubscribe, handleUnsubscribe } from './handle-subscribe.js';
+import type { AuthExchange } from './handle-auth.js';
 import type { MqttOptions } from './options.js';
 import { OutboundAliases } from './topic-aliases.js';
 
@@ -80,7 +78,7 @@ export class MqttConnection implements ClientLink {
   /** The broker's traffic counters (plain numbers: counting costs an add, see traffic.ts). */
   readonly traffic: Traffic;
   /** Undefined when nothing limits publishing: the read path then costs one check. */
-  private readonly throttle: PublishThrottle | undefined;
+  readonly throttle: PublishThrottle | undefined;
 
   private readonly decoder: MqttDecoder;
   private readonly inbox: Packet[] = [];
@@ -166,7 +164,7 @@ export class MqttConnection implements ClientLink {
   private run(packet: Packet): void {
     let pending: void | Promise<void>;
     try {
-      pending = this.dispatch(packet);
+      pending = dispatchPacket(this, packet);
     } catch (error) {
       this.fail(error);
       return;
@@ -185,68 +183,6 @@ export class MqttConnection implements ClientLink {
     if (this.busy || this.state === 'closed') return;
     if (this.deferredError !== undefined) this.fail(this.deferredError);
     else this.stream.resume();
-  }
-
-  private dispatch(packet: Packet): void | Promise<void> {
-    if (this.state === 'closed') return;
-    if (this.state !== 'connected') {
-      if (packet.type === 'connect' && this.state === 'awaiting-connect') return handleConnect(this, packet);
-      // MQTT 4.12: while the CONNECT's authentication exchange goes on, only AUTH and DISCONNECT.
-      if (this.authExchange !== undefined && packet.type === 'auth') return handleAuth(this, packet);
-      if (this.authExchange !== undefined && packet.type === 'disconnect') {
-        return this.handleDisconnect(packet.reasonCode ?? 0, packet.properties);
-      }
-      // MQTT-3.1.0-1: nothing before CONNECT; nothing else while it is processed.
-      throw new ProtocolViolation(ReasonCode.ProtocolError, `${packet.type.toUpperCase()} before CONNACK`);
-    }
-    switch (packet.type) {
-      case 'publish':
-        if (this.throttle === undefined) return handlePublish(this, packet);
-        return handleThrottledPublish(this, packet, this.throttle);
-      case 'puback':
-      case 'pubrec':
-      case 'pubcomp':
-        handleDeliveryAck(this, packet);
-        return;
-      case 'pubrel':
-        return handlePubrel(this, packet);
-      case 'subscribe':
-        return handleSubscribe(this, packet);
-      case 'unsubscribe':
-        handleUnsubscribe(this, packet);
-        return;
-      case 'pingreq':
-        this.send({ type: 'pingresp' });
-        return;
-      case 'auth':
-        return handleAuth(this, packet);
-      case 'disconnect':
-        this.handleDisconnect(packet.reasonCode ?? 0, packet.properties);
-        return;
-      case 'connect':
-        // MQTT-3.1.0-2: a second CONNECT is a protocol violation.
-        throw new ProtocolViolation(ReasonCode.ProtocolError, 'second CONNECT on one connection');
-      default:
-        // A packet only a server sends.
-        throw new ProtocolViolation(
-          ReasonCode.ProtocolError,
-          `unexpected ${packet.type.toUpperCase()} from a client`,
-        );
-    }
-  }
-
-  private handleDisconnect(reasonCode: number, properties: Properties | undefined): void {
-    const expiry = properties?.sessionExpiryInterval;
-    if (expiry !== undefined && expiry !== 0 && this.connectExpiryInterval === 0) {
-      throw new ProtocolViolation(
-        ReasonCode.ProtocolError,
-        'Session Expiry Interval set at DISCONNECT after 0 at CONNECT (MQTT-3.14.2-2)',
-      );
-    }
-    // MQTT-3.14.4-3: a normal DISCONNECT discards the will; 0x04 asks for it.
-    const sendWill = reasonCode === ReasonCode.DisconnectWithWillMessage;
-    this.teardown('client-disconnect', sendWill, expiry);
-    this.stream.end();
   }
 
   /** The Keep Alive was agreed: allow 1.5 times it without a packet (MQTT-3.1.2-22); 0 disables it. */
