@@ -1,7 +1,9 @@
 /**
  * Slows password guessing per source address: after a few free failures, each further
- * refusal is held back, twice as long each time up to a cap. A success or a quiet window
- * forgets the address; the table is bounded, so a storm of addresses cannot exhaust memory.
+ * refusal is held back, twice as long each time up to a cap. A quiet window forgets the
+ * address (access control does not clear it on a success: one valid account must not reset
+ * the slowing of guesses at others); the table is bounded, so a storm of addresses cannot
+ * exhaust memory.
  */
 
 export interface LoginThrottleOptions {
@@ -64,7 +66,7 @@ export class LoginThrottle {
     this.records.set(address, { count: (record?.count ?? 0) + 1, lastFailure: now });
   }
 
-  /** A successful login from `address` forgets its failures. */
+  /** Forgets `address`'s failures (for callers that trust a success to clear them). */
   recordSuccess(address: string): void {
     this.records.delete(address);
   }
