@@ -63,8 +63,6 @@ export class MemoryWatch extends EventEmitter<MemoryWatchEvents> {
   readonly highWaterMark: number;
   readonly lowWaterMark: number;
   readonly sampleInterval: number;
-  /** The last sample, in bytes (0 before the first). */
-  lastSample = 0;
   private state = false;
   private timer: NodeJS.Timeout | undefined;
   private relief: { promise: Promise<void>; resolve: () => void } | undefined;
@@ -123,7 +121,6 @@ export class MemoryWatch extends EventEmitter<MemoryWatchEvents> {
       return this.state;
     }
     if (!Number.isFinite(bytes)) return this.state;
-    this.lastSample = bytes;
     if (!this.state && bytes > this.highWaterMark) this.set(true, bytes);
     else if (this.state && bytes < this.lowWaterMark) this.set(false, bytes);
     return this.state;

@@ -101,7 +101,7 @@ function distinguishedName(name: NameFields | undefined): string {
  * Splits Node's `subjectaltname` (`DNS:a, email:b@c, URI:...`) into entries. Node quotes a
  * value holding separators as a JSON string (`DNS:"a, b"`), so split outside quotes only.
  */
-export function splitSubjectAltNames(text: string | undefined): string[] {
+function splitSubjectAltNames(text: string | undefined): string[] {
   if (text === undefined || text === '') return [];
   const entries = text.match(/[^:,]+:(?:"(?:[^"\\]|\\.)*"|[^,]*)/g) ?? [];
   return entries.map((entry) => {

@@ -2,10 +2,9 @@ import { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 
 /** WebSocket close codes used here (RFC 6455 7.4.1). */
-export const WsCloseCode = {
+const WsCloseCode = {
   Normal: 1000,
   UnsupportedData: 1003,
-  MessageTooBig: 1009,
   InternalError: 1011,
 } as const;
 
@@ -58,11 +57,6 @@ export class WebSocketDuplex extends Duplex {
   /** Whether the socket is being read (false while backpressure or `pause()` holds it). */
   get readingSocket(): boolean {
     return !this.socket.isPaused;
-  }
-
-  /** The WebSocket's state (`WebSocket.OPEN` and so on). */
-  get readyState(): number {
-    return this.socket.readyState;
   }
 
   private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
