@@ -12,6 +12,7 @@ import {
   type MqttHandler,
   type MqttOptions,
   mqttHandler,
+  shedUnderPressure,
 } from './protocol/mqtt/index.js';
 import { DurableStore } from './store/durable/index.js';
 import { MemoryStore } from './store/memory/memory-store.js';
@@ -112,6 +113,7 @@ export class Cicada {
         this.sys = new SysTopics(this.broker, { interval: sysInterval, version, metrics: this.metrics });
     }
     this.limits = limits === undefined || limits instanceof Limits ? limits : new Limits(limits);
+    if (this.limits?.memory !== undefined) shedUnderPressure(this.broker, this.limits.memory);
     this.mqttOptions = mqtt;
     // A WebSocket message may carry the largest MQTT packet accepted, and a little framing slack.
     const maxPacketSize = mqtt?.maxPacketSize ?? DEFAULT_MQTT_OPTIONS.maxPacketSize;

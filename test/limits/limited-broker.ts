@@ -11,12 +11,13 @@ import {
   type Packet,
   type ProtocolVersion,
 } from '../../src/codec/mqtt/index.js';
-import type { Limits, LimitsOptions } from '../../src/limits/index.js';
+import { Limits, type LimitsOptions } from '../../src/limits/index.js';
 import {
   type MqttConnection,
   type MqttHandler,
   type MqttOptions,
   mqttHandler,
+  shedUnderPressure,
 } from '../../src/protocol/mqtt/index.js';
 import { MemoryStore } from '../../src/store/memory/memory-store.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
@@ -77,6 +78,8 @@ export function limitedTests(): LimitedTests {
       await broker.start();
       const limits = settings.limits ?? NO_LIMITS;
       const handler = mqttHandler(broker, settings.mqtt, limits);
+      // The owner of a shared Limits wires its memory watch to the broker, as Cicada does.
+      if (limits instanceof Limits && limits.memory !== undefined) shedUnderPressure(broker, limits.memory);
       const listener = await new TcpTransport().listen(new URL('mqtt://127.0.0.1:0'), handler);
       cleanups.push(async () => {
         await listener.close();

@@ -2,6 +2,7 @@ import type { Broker } from '../../broker/broker.js';
 import { encode, MqttDecoder, ReasonCode } from '../../codec/mqtt/index.js';
 import type { GateRefusal } from '../../limits/connection-gate.js';
 import { Limits, type LimitsOptions } from '../../limits/limits.js';
+import type { MemoryWatch } from '../../limits/memory-watch.js';
 import type { ConnectionHandler } from '../../transport/transport.js';
 import { MqttConnection } from './connection.js';
 import { connackCode } from './errors.js';
@@ -25,10 +26,20 @@ export type MqttHandler = ConnectionHandler & {
   reconfigure(options: Partial<MqttOptions>): void;
 };
 
+/** Above the memory high-water mark, QoS 0 deliveries are dropped rather than queued. Wire once per watch. */
+export function shedUnderPressure(broker: Broker, memory: MemoryWatch): void {
+  const shed = (high: boolean): void => {
+    broker.qos0DropReason = high ? 'memory-pressure' : undefined;
+  };
+  memory.on('change', (state) => shed(state.high));
+  if (memory.high) shed(true);
+}
+
 /**
  * The MQTT protocol as a transport's connection handler; tracks its live connections.
  * With `limits` (settings, or a `Limits` shared with other handlers and listeners) every
- * connection must pass the connection gate first, and memory pressure sheds load.
+ * connection must pass the connection gate first, and memory pressure pauses publishers; a
+ * shared `Limits`' owner calls `shedUnderPressure` once for QoS 0 shedding.
  */
 export function mqttHandler(
   broker: Broker,
@@ -36,16 +47,11 @@ export function mqttHandler(
   limits?: Limits | Partial<LimitsOptions>,
 ): MqttHandler {
   let resolved: MqttOptions = { ...DEFAULT_MQTT_OPTIONS, ...options };
-  const guard = limits === undefined || limits instanceof Limits ? limits : new Limits(limits);
+  // A Limits made here is this handler's own; a shared one is wired once by its owner.
+  const owned = limits !== undefined && !(limits instanceof Limits) ? new Limits(limits) : undefined;
+  const guard = owned ?? (limits instanceof Limits ? limits : undefined);
   const memory = guard?.memory;
-  if (memory !== undefined) {
-    // Above the high-water mark QoS 0 deliveries are dropped rather than queued.
-    const shed = (high: boolean): void => {
-      broker.qos0DropReason = high ? 'memory-pressure' : undefined;
-    };
-    memory.on('change', (state) => shed(state.high));
-    if (memory.high) shed(true);
-  }
+  if (owned?.memory !== undefined) shedUnderPressure(broker, owned.memory);
   const connections = new Set<MqttConnection>();
   let watchdog: NodeJS.Timeout | undefined;
   const sweep = (): void => {
