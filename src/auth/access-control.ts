@@ -54,6 +54,12 @@ export interface AccessControlOptions {
   /** Per-listener overrides, keyed by listener URL. */
   readonly listeners?: ReadonlyMap<string, ListenerAccess>;
   readonly throttle?: FailureThrottle;
+  /**
+   * Work done before refusing credentials no provider knows, so that an unknown user takes as
+   * long to refuse as a known user's wrong password (a dummy hash): timing must not tell
+   * which usernames exist.
+   */
+  readonly unknownCredentials?: (credentials: AuthenticationRequest) => Promise<void>;
   /** Enhanced authentication methods offered (MQTT 5 AUTH), by name, e.g. `SCRAM-SHA-256`. */
   readonly methods?: ReadonlyMap<string, (client: ClientInfo) => AuthConversation>;
   onFailure?(failure: AuthFailure): void;
@@ -132,6 +138,7 @@ export class AccessControl {
       if (decision.decision === 'deny')
         return this.refuse(request, provider.name, decision.reason, decision.refusal);
     }
+    await this.options.unknownCredentials?.(request).catch((error: unknown) => this.options.onError?.(error));
     return this.refuse(request, 'no-provider', 'no provider knows these credentials', 'bad-credentials');
   }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { AuthenticationRequest } from '../broker/hooks.js';
 import type { AclConfig, AuthConfig, ListenerConfig } from '../config/schema.js';
 import { AccessControl, type AuthFailure, type ListenerAccess } from './access-control.js';
 import { Acl, grantAuthorizer } from './acl.js';
@@ -8,6 +9,7 @@ import { HttpAuthProvider } from './http-hook.js';
 import { JwtProvider } from './jwt.js';
 import { LoginThrottle } from './login-throttle.js';
 import { PasswordFileProvider } from './password-file.js';
+import { hashPassword, verifyPassword } from './password-hash.js';
 import { scramSha256 } from './scram.js';
 import { SCRAM_SHA_256 } from './scram-credential.js';
 import type { Authorizer, AuthProvider } from './types.js';
@@ -133,6 +135,7 @@ export async function accessControlFromConfig(
       ...(authorizer === undefined ? {} : { authorizer }),
       allowAnonymous: auth.allowAnonymous,
       listeners: listenerAccess(config.listeners),
+      ...(passwords === undefined ? {} : { unknownCredentials: await dummyVerification() }),
       throttle: new LoginThrottle({
         freeFailures: auth.throttle.freeFailures,
         maxDelayMs: auth.throttle.maxDelayMs,
@@ -156,6 +159,17 @@ export async function accessControlFromConfig(
     for (const provider of providers) provider.close?.();
     throw error;
   }
+}
+
+/**
+ * A check costing what a password-file user's check costs (one scrypt with the default cost),
+ * for credentials nobody knows: refusing them at once would reveal which usernames exist.
+ */
+async function dummyVerification(): Promise<(request: AuthenticationRequest) => Promise<void>> {
+  const hash = await hashPassword(randomBytes(16).toString('base64'));
+  return async (request) => {
+    await verifyPassword(request.password ?? Buffer.alloc(0), hash);
+  };
 }
 
 /** Per-listener anonymous access and provider lists, keyed by listener URL as transports report it. */
