@@ -30,7 +30,7 @@ function freshPath(): string {
 }
 
 function passwd(args: string[], stdin = ''): Promise<RunResult> {
-  return runProgram(process.execPath, [MAIN, 'passwd', ...args], stdin);
+  return runProgram(process.execPath, [MAIN, 'passwd', ...args], { input: stdin });
 }
 
 function ok(result: RunResult): void {

@@ -45,11 +45,9 @@ export async function passwd(
   password: string,
   flags: string[] = [],
 ): Promise<void> {
-  const result = await runProgram(
-    process.execPath,
-    [CICADA_MAIN, 'passwd', ...flags, file, user],
-    `${password}\n`,
-  );
+  const result = await runProgram(process.execPath, [CICADA_MAIN, 'passwd', ...flags, file, user], {
+    input: `${password}\n`,
+  });
   assert.equal(result.code, 0, `cicada passwd ${user}: ${result.stderr}`);
 }
 

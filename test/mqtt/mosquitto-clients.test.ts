@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import { startBroker, type TestBroker, until } from '../helpers/broker.js';
 import { id as uniqueId } from '../helpers/mqtt-client.js';
+import { findBinary, type RunResult as Run, runProgram } from '../helpers/programs.js';
 
 /**
  * Interoperability with Eclipse Mosquitto's command line clients (Debian package
@@ -16,20 +15,7 @@ type Protocol = 'mqttv311' | 'mqttv5';
 
 const PACKAGE_HINT = "install the Debian package 'mosquitto-clients' (apt-get install -y mosquitto-clients)";
 
-/** The path of an executable on PATH (or /usr/bin), or undefined. */
-function which(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin'];
-  for (const dir of dirs) {
-    const path = join(dir, name);
-    try {
-      accessSync(path, constants.X_OK);
-      return path;
-    } catch {}
-  }
-  return undefined;
-}
-
-const binaries = { pub: which('mosquitto_pub'), sub: which('mosquitto_sub') };
+const binaries = { pub: findBinary('mosquitto_pub'), sub: findBinary('mosquitto_sub') };
 
 /** Fails the test, never skips it, when the Mosquitto clients are not installed. */
 function requireMosquitto(): { pub: string; sub: string } {
@@ -40,51 +26,15 @@ function requireMosquitto(): { pub: string; sub: string } {
   return { pub: binaries.pub!, sub: binaries.sub! };
 }
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 let t: TestBroker;
 const children = new Set<ChildProcess>();
 const clients: MqttClient[] = [];
 const subscribedIds = new Set<string>();
 const id = (prefix: string): string => uniqueId(`${prefix}-${process.pid}`);
 
-/** Runs a command to its end; a safety-net timeout kills it and rejects with what it printed. */
+/** Runs a Mosquitto client to its end; `after` kills what is left. */
 function run(command: string, args: string[], timeoutMs = 15_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(
-        new Error(
-          `${command} ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`,
-        ),
-      );
-    }, timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      children.delete(child);
-      reject(error);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  return runProgram(command, args, { timeoutMs, track: children });
 }
 
 function ok(result: Run, what: string): Run {
