@@ -8,6 +8,7 @@ import { Acl, grantAuthorizer } from '../../src/auth/acl.js';
 import { AclSyntaxError, parseAclFile } from '../../src/auth/acl-file.js';
 import { contains, intersect, type Levels, matches, overlaps } from '../../src/auth/topic-filter.js';
 import type { AclSubject, SubscribeDecision } from '../../src/auth/types.js';
+import { refMatches } from '../helpers/topic-reference.js';
 
 /**
  * The ACL: the Mosquitto-syntax parser line by line (errors name file:line), decision tables for
@@ -426,19 +427,6 @@ describe('reload', () => {
 });
 
 // ---- properties against a brute-force reference ---------------------------------------------------
-
-/** The rules of MQTT 4.7 written as plainly as possible, independent of the code under test. */
-function refMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  if (topic.startsWith('$') && (f[0] === '+' || f[0] === '#')) return false;
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
-}
 
 /**
  * Every topic of 1 to 4 levels over the filters' literal levels plus a fresh one ('c'): enough for

@@ -2,29 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { RetainedTree, SubscriptionTree } from '../../src/broker/topic-tree.js';
+import { refMatches } from '../helpers/topic-reference.js';
 
 /**
  * Topic matching (MQTT 3.1.1 / 5.0 section 4.7): the specification's examples as a table run
  * against both trees and against a naive reference matcher, then property-based tests comparing
  * both trees with that reference on random filters, topics and add/remove sequences.
  */
-
-// ---------------------------------------------------------------------------------------------
-// Reference matcher: the rules of section 4.7, written as plainly as possible.
-
-function refMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  // MQTT-4.7.2-1: wildcards as first level do not match topic names starting with '$'.
-  if (topic.startsWith('$') && (f[0] === '+' || f[0] === '#')) return false;
-  for (let i = 0; i < f.length; i++) {
-    // '#' matches any number of remaining levels, including none (the parent level).
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
-}
 
 /** `filter|value` strings visited by SubscriptionTree.match, sorted (duplicates kept). */
 function subMatches<V>(tree: SubscriptionTree<V>, topic: string): string[] {

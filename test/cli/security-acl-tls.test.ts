@@ -104,18 +104,7 @@ describe('TLS from the command line', { timeout: 60_000 }, () => {
     await connackOf(reader);
     const got = collect(reader);
     await reader.subscribeAsync('tls/cli', { qos: 1 });
-    const args = [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(port),
-      '--cafile',
-      certs.ca.cert,
-      '-t',
-      'tls/cli',
-      '-q',
-      '1',
-    ];
+    const args = mosquittoTls(port, certs.ca.cert, 'tls/cli');
     const sent = await runProgram(pub, [...args, '-m', 'over tls']);
     assert.equal(sent.code, 0, sent.stderr);
     await untilPayload(got, 'over tls');
@@ -145,18 +134,7 @@ describe('TLS from the command line', { timeout: 60_000 }, () => {
     const got = collect(reader);
     await reader.subscribeAsync('mtls/cli', { qos: 1 });
 
-    const args = [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(port),
-      '--cafile',
-      certs.ca.cert,
-      '-t',
-      'mtls/cli',
-      '-q',
-      '1',
-    ];
+    const args = mosquittoTls(port, certs.ca.cert, 'mtls/cli');
     const refused = await runProgram(pub, [...args, '-m', 'no certificate']);
     assert.notEqual(refused.code, 0, 'mosquitto_pub without a certificate is refused');
     const sent = await runProgram(pub, [
@@ -294,3 +272,8 @@ describe('TLS from the command line', { timeout: 60_000 }, () => {
     assert.ok(!run.stdout.includes('"ready"'), 'never ready');
   });
 });
+
+/** `mosquitto_pub` arguments for a QoS 1 publish to `topic` over TLS, trusting `caFile`. */
+function mosquittoTls(port: number, caFile: string, topic: string): string[] {
+  return ['-h', '127.0.0.1', '-p', String(port), '--cafile', caFile, '-t', topic, '-q', '1'];
+}
