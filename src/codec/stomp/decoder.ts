@@ -1,0 +1,381 @@
+import { isUtf8 } from 'node:buffer';
+import { quote, StompCodecError } from './errors.js';
+import { unescapeHeaderText } from './escape.js';
+import {
+  DEFAULT_STOMP_LIMITS,
+  escapesHeaders,
+  STOMP_CLIENT_COMMANDS,
+  STOMP_SERVER_COMMANDS,
+  type StompFrame,
+  type StompLimits,
+  type StompVersion,
+} from './frame.js';
+
+const LF = 0x0a;
+const CR = 0x0d;
+const COLON = 0x3a;
+const BACKSLASH = 0x5c;
+const NO_BODY = Buffer.alloc(0);
+
+/** The longest command line a known command can have: UNSUBSCRIBE/DISCONNECT plus a CR. */
+const MAX_COMMAND_LINE = 12;
+
+/** Where the decoder is in the byte stream. */
+enum Phase {
+  /** Between frames: EOLs are heart-beats. */
+  Idle,
+  /** Between frames, after a CR that must be the start of a CRLF heart-beat. */
+  IdleCr,
+  Command,
+  Headers,
+  /** Reading a body of a known content-length. */
+  CountedBody,
+  /** The counted body is complete; its NUL must follow. */
+  CountedNul,
+  /** Reading a body up to the first NUL (no content-length). */
+  ScannedBody,
+}
+
+/** Every beginning of a known command line, its CR included: what a partial command line may hold. */
+const COMMAND_PREFIXES: ReadonlySet<string> = new Set(
+  [...STOMP_CLIENT_COMMANDS, ...STOMP_SERVER_COMMANDS].flatMap((command) =>
+    Array.from({ length: command.length + 1 }, (_, n) =>
+      n < command.length ? command.slice(0, n + 1) : `${command}\r`,
+    ),
+  ),
+);
+
+function isKnownCommand(command: string): boolean {
+  return STOMP_CLIENT_COMMANDS.has(command) || STOMP_SERVER_COMMANDS.has(command);
+}
+
+/**
+ * A streaming STOMP decoder for frames of STOMP 1.0, 1.1 and 1.2. Feed it chunks of any size;
+ * it calls `onFrame` per complete frame and `onHeartbeat` per EOL between frames (STOMP 1.2
+ * "Heart-beating"). Each line is parsed once, when its EOL arrives, so partial state carries
+ * across chunks without rescanning and only the current line (at most maxHeaderLength) and
+ * the body so far (at most maxFrameSize) are ever held.
+ *
+ * Leniency: CRLF ends lines in every version (1.2 made it standard), a `:` in a header value
+ * is kept as text, and `\r` is unescaped in 1.1 too. Nothing is trimmed: padding around a
+ * header name or value is part of it (STOMP 1.2 "Value Encoding"). NUL is refused in header
+ * lines, so a frame missing its blank line fails at once instead of swallowing the next frame.
+ *
+ * A bad frame throws a StompCodecError, after which the decoder refuses all further input:
+ * answer with an ERROR frame and close the connection.
+ */
+export class StompDecoder {
+  /**
+   * Header escaping applies from 1.1 on (never to CONNECT/CONNECTED); 1.0 until negotiated.
+   * Read when each frame's command line completes, so setting it from `onFrame` (after
+   * CONNECT or CONNECTED) applies to the very next frame, even one in the same chunk.
+   */
+  version: StompVersion = '1.0';
+  readonly limits: StompLimits;
+
+  private phase = Phase.Idle;
+  private failure: StompCodecError | undefined;
+  /** Parts of the line being read, and their total length. */
+  private lineParts: Buffer[] = [];
+  private lineLength = 0;
+  /** Bytes of the current frame's command and header lines so far, EOLs included. */
+  private headerBytes = 0;
+  private command = '';
+  private escape = false;
+  private headers: [string, string][] = [];
+  /** The first content-length header's value, or -1 without one. */
+  private contentLength = -1;
+  /** Parts of the body held from earlier chunks, and their total length. */
+  private bodyParts: Buffer[] = [];
+  private bodyLength = 0;
+  /** Size of the memory the first body part is a view of. */
+  private bodyChunkLength = 0;
+
+  constructor(limits: Partial<StompLimits> = {}) {
+    this.limits = { ...DEFAULT_STOMP_LIMITS, ...limits };
+  }
+
+  /** Bytes held for the incomplete frame (its current line and its body so far). */
+  get bufferedBytes(): number {
+    return this.lineLength + this.bodyLength;
+  }
+
+  /** Whether a frame has begun and not ended: at end of stream, that frame was truncated. */
+  get midFrame(): boolean {
+    return this.phase !== Phase.Idle && this.phase !== Phase.IdleCr;
+  }
+
+  /** Parses what the chunk completes; calls onFrame per frame, onHeartbeat per EOL between frames. Throws StompCodecError. */
+  push(chunk: Buffer, onFrame: (frame: StompFrame) => void, onHeartbeat?: () => void): void {
+    if (this.failure !== undefined) throw this.failure;
+    try {
+      this.run(chunk, onFrame, onHeartbeat);
+    } catch (error) {
+      if (error instanceof StompCodecError) {
+        this.failure = error;
+        this.lineParts = [];
+        this.bodyParts = [];
+        this.headers = [];
+      }
+      throw error;
+    }
+  }
+
+  private run(chunk: Buffer, onFrame: (frame: StompFrame) => void, onHeartbeat?: () => void): void {
+    const end = chunk.length;
+    let pos = 0;
+    while (pos < end) {
+      switch (this.phase) {
+        case Phase.Idle: {
+          const byte = chunk[pos]!;
+          if (byte === LF) {
+            pos++;
+            onHeartbeat?.();
+          } else if (byte === CR) {
+            pos++;
+            this.phase = Phase.IdleCr;
+          } else {
+            this.phase = Phase.Command;
+            this.command = '';
+            this.headerBytes = 0;
+          }
+          break;
+        }
+        case Phase.IdleCr:
+          if (chunk[pos] !== LF)
+            throw new StompCodecError('unknown-command', 'a CR between frames not followed by LF');
+          pos++;
+          this.phase = Phase.Idle;
+          onHeartbeat?.();
+          break;
+        case Phase.Command:
+        case Phase.Headers:
+          pos = this.readLine(chunk, pos);
+          break;
+        case Phase.CountedBody: {
+          const need = this.contentLength - this.bodyLength;
+          if (end - pos < need) {
+            this.holdBody(chunk.subarray(pos));
+            pos = end;
+          } else {
+            this.holdBody(chunk.subarray(pos, pos + need));
+            pos += need;
+            this.phase = Phase.CountedNul;
+          }
+          break;
+        }
+        case Phase.CountedNul:
+          if (chunk[pos] !== 0)
+            throw new StompCodecError(
+              'missing-null',
+              `no NUL after the ${this.contentLength}-byte body of a ${this.command} frame (STOMP 1.2 "Header content-length")`,
+            );
+          pos++;
+          this.emit(onFrame);
+          break;
+        case Phase.ScannedBody: {
+          const nul = chunk.indexOf(0, pos);
+          const stop = nul < 0 ? end : nul;
+          if (this.headerBytes + this.bodyLength + (stop - pos) > this.limits.maxFrameSize)
+            throw this.tooLarge(nul < 0 ? 'its body so far' : 'its body');
+          this.holdBody(chunk.subarray(pos, stop));
+          if (nul < 0) {
+            pos = end;
+          } else {
+            pos = nul + 1;
+            this.emit(onFrame);
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  /**
+   * Reads the command or header line at `pos`, parsing it if the chunk completes it.
+   * Returns where the rest of the chunk starts. Limits are checked on the partial line,
+   * so a peer never makes us hold more than one line's worth of header bytes.
+   */
+  private readLine(chunk: Buffer, pos: number): number {
+    const lf = chunk.indexOf(LF, pos);
+    const stop = lf < 0 ? chunk.length : lf;
+    const taken = stop - pos + (lf < 0 ? 0 : 1);
+    const lineLength = this.lineLength + (stop - pos);
+    this.headerBytes += taken;
+    if (this.headerBytes > this.limits.maxFrameSize) throw this.tooLarge('its headers');
+    // A trailing CR may still turn out to belong to a CRLF, hence the + 1.
+    if (this.phase === Phase.Command) {
+      // Refused as soon as no known command can start this way: a peer sending garbage
+      // learns it at once, not after we wait for an EOL that may never come.
+      if (lineLength > MAX_COMMAND_LINE || lf < 0) {
+        const partial = Buffer.concat([
+          ...this.lineParts,
+          chunk.subarray(pos, Math.min(stop, pos + MAX_COMMAND_LINE + 1)),
+        ]);
+        const text = partial.toString('latin1');
+        if (lineLength > MAX_COMMAND_LINE || !COMMAND_PREFIXES.has(text))
+          throw new StompCodecError('unknown-command', `unknown command ${quote(text, 16)}`);
+      }
+    } else if (lineLength > this.limits.maxHeaderLength + 1) {
+      throw this.headerTooLong(lineLength);
+    }
+    if (lf < 0) {
+      this.lineParts.push(chunk.subarray(pos));
+      this.lineLength = lineLength;
+      return chunk.length;
+    }
+    let line = chunk;
+    let start = pos;
+    let lineEnd = lf;
+    if (this.lineParts.length > 0) {
+      this.lineParts.push(chunk.subarray(pos, lf));
+      line = Buffer.concat(this.lineParts, lineLength);
+      start = 0;
+      lineEnd = lineLength;
+      this.lineParts = [];
+    }
+    this.lineLength = 0;
+    if (lineEnd > start && line[lineEnd - 1] === CR) lineEnd--;
+    if (this.phase === Phase.Command) this.acceptCommand(line, start, lineEnd);
+    else if (lineEnd === start) this.endHeaders();
+    else this.acceptHeader(line, start, lineEnd);
+    return lf + 1;
+  }
+
+  private acceptCommand(line: Buffer, start: number, end: number): void {
+    const command = line.toString('latin1', start, end);
+    if (!isKnownCommand(command))
+      throw new StompCodecError('unknown-command', `unknown command ${quote(command)}`);
+    this.command = command;
+    this.escape = escapesHeaders(command, this.version);
+    this.headers = [];
+    this.contentLength = -1;
+    this.phase = Phase.Headers;
+  }
+
+  private acceptHeader(line: Buffer, start: number, end: number): void {
+    if (this.headers.length >= this.limits.maxHeaders)
+      throw new StompCodecError(
+        'too-many-headers',
+        `${this.command} frame with more than ${this.limits.maxHeaders} headers`,
+      );
+    if (end - start > this.limits.maxHeaderLength) throw this.headerTooLong(end - start);
+    // One pass finds the separator and tells whether decoding, validation or unescaping is needed.
+    let colon = -1;
+    let escaped = false;
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      const byte = line[i]!;
+      if (byte === COLON) {
+        if (colon < 0) colon = i;
+      } else if (byte === BACKSLASH) {
+        escaped = true;
+      } else if (byte >= 0x80) {
+        ascii = false;
+      } else if (byte === 0) {
+        throw new StompCodecError('malformed-header', `NUL in a header line of a ${this.command} frame`);
+      }
+    }
+    if (colon < 0)
+      throw new StompCodecError('malformed-header', `header line without ':' in a ${this.command} frame`);
+    if (colon === start)
+      throw new StompCodecError(
+        'malformed-header',
+        `header line with an empty name in a ${this.command} frame`,
+      );
+    if (!ascii && !isUtf8(line.subarray(start, end)))
+      throw new StompCodecError('bad-encoding', `header line of a ${this.command} frame is not UTF-8`);
+    const encoding = ascii ? 'latin1' : 'utf8';
+    let name = line.toString(encoding, start, colon);
+    let value = line.toString(encoding, colon + 1, end);
+    if (escaped && this.escape) {
+      name = unescapeHeaderText(name);
+      value = unescapeHeaderText(value);
+    }
+    this.headers.push([name, value]);
+    // STOMP 1.2 "Repeated Header Entries": only the first one counts.
+    if (name === 'content-length' && this.contentLength < 0) this.acceptContentLength(value);
+  }
+
+  private acceptContentLength(value: string): void {
+    if (!/^[0-9]{1,16}$/.test(value))
+      throw new StompCodecError(
+        'bad-content-length',
+        `content-length ${quote(value)} of a ${this.command} frame is not a decimal byte count`,
+      );
+    const length = Number(value);
+    // Refuse now: the body need not be waited for to know it will not fit.
+    if (this.headerBytes + length > this.limits.maxFrameSize) throw this.tooLarge(`content-length ${length}`);
+    this.contentLength = length;
+  }
+
+  private endHeaders(): void {
+    if (this.contentLength >= 0) {
+      if (this.headerBytes + this.contentLength > this.limits.maxFrameSize)
+        throw this.tooLarge(`content-length ${this.contentLength}`);
+      this.phase = this.contentLength === 0 ? Phase.CountedNul : Phase.CountedBody;
+    } else {
+      this.phase = Phase.ScannedBody;
+    }
+  }
+
+  private holdBody(part: Buffer): void {
+    if (part.length === 0) return;
+    if (this.bodyParts.length === 0) this.bodyChunkLength = part.buffer.byteLength;
+    this.bodyParts.push(part);
+    this.bodyLength += part.length;
+  }
+
+  /**
+   * Ends the frame and hands it over. A body lying in one chunk is a view of it when it fills
+   * at least half the chunk and a copy otherwise, so a body kept for long (a queued message)
+   * never pins much more memory than its own size.
+   */
+  private emit(onFrame: (frame: StompFrame) => void): void {
+    let body: Buffer = NO_BODY;
+    const parts = this.bodyParts;
+    if (parts.length === 1) {
+      const only = parts[0]!;
+      body = only.length * 2 >= this.bodyChunkLength ? only : Buffer.from(only);
+    } else if (parts.length > 1) {
+      body = Buffer.concat(parts, this.bodyLength);
+    }
+    const frame: StompFrame = { command: this.command, headers: this.headers, body };
+    this.bodyParts = [];
+    this.bodyLength = 0;
+    this.headers = [];
+    this.phase = Phase.Idle;
+    onFrame(frame);
+  }
+
+  private tooLarge(what: string): StompCodecError {
+    return new StompCodecError(
+      'frame-too-large',
+      `${this.command || 'a'} frame exceeds the maximum frame size of ${this.limits.maxFrameSize} bytes (${what})`,
+    );
+  }
+
+  private headerTooLong(length: number): StompCodecError {
+    return new StompCodecError(
+      'header-too-long',
+      `${this.command} frame with a header line of ${length}+ bytes (at most ${this.limits.maxHeaderLength})`,
+    );
+  }
+}
+
+/**
+ * Decodes a buffer holding whole frames; a convenience for tests and tools. Trailing bytes
+ * of an unfinished frame are a 'missing-null' error.
+ */
+export function decodeFrames(
+  bytes: Buffer,
+  version: StompVersion = '1.2',
+  limits: Partial<StompLimits> = {},
+): StompFrame[] {
+  const frames: StompFrame[] = [];
+  const decoder = new StompDecoder(limits);
+  decoder.version = version;
+  decoder.push(bytes, (frame) => frames.push(frame));
+  if (decoder.midFrame) throw new StompCodecError('missing-null', 'the last frame is not terminated by NUL');
+  return frames;
+}
