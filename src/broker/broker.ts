@@ -19,6 +19,18 @@ import {
   type QoS,
   type SubscriptionOptions,
 } from './message.js';
+import { QUEUE_MAX_QOS, queueFilterRefusal, SessionQueues } from './queue-sessions.js';
+import {
+  type ConsumeOptions,
+  QUEUE_TOPIC_PREFIX,
+  type QueueConsumer,
+  QueueManager,
+  type QueueOptions,
+  type QueueRefusal,
+  type QueueSubscription,
+  queueNameFault,
+  queueNameOf,
+} from './queues.js';
 import {
   parseSharedFilter,
   pickMember,
@@ -56,13 +68,15 @@ export interface BrokerOptions {
   subscriptionIdentifiersAvailable?: boolean;
   /** Most retained messages kept; a new topic beyond it is not retained. Default 1 000 000. */
   maxRetainedMessages?: number;
+  /** Point-to-point queues (queues.ts). */
+  queues?: Partial<QueueOptions>;
   /** Reports failures that have no client to answer (a store write behind a will, say). */
   onError?: (error: unknown) => void;
   /** Clock, for tests. */
   now?: () => number;
 }
 
-type ResolvedOptions = Required<Omit<BrokerOptions, 'hooks'>> & { hooks: BrokerHooks };
+type ResolvedOptions = Required<Omit<BrokerOptions, 'hooks' | 'queues'>> & { hooks: BrokerHooks };
 
 /** What a protocol asks for when a client connects. */
 export interface ConnectRequest {
@@ -121,7 +135,20 @@ export interface PublishResult {
   matched: number;
   /** Resolves once every write the publish caused is durable; undefined when there were none. */
   persisted: Promise<void> | undefined;
+  /** Set when a queue (`$queue/<name>`) did not take the message. */
+  refusal?: PublishRefusal;
 }
+
+/** Why a publish was not accepted. */
+export type PublishRefusal = QueueRefusal;
+
+/** The options a queue consumer is authorized with, as a subscription to `$queue/<name>`. */
+const QUEUE_CONSUME_OPTIONS = {
+  qos: 1,
+  noLocal: false,
+  retainAsPublished: false,
+  retainHandling: 2,
+} as const;
 
 /** Fields a caller gives to make a message; the broker adds id and creation time. */
 export interface MessageInit {
@@ -147,6 +174,8 @@ const MAX_TIMER_MS = 2_147_483_647;
 export class Broker extends EventEmitter<BrokerEvents> {
   readonly options: ResolvedOptions;
   readonly sessions = new Map<string, Session>();
+  /** Point-to-point queues: `$queue/<name>` topics, STOMP `/queue/<name>`. */
+  readonly queues: QueueManager;
   /**
    * Set by load shedding (memory above its high-water mark): every QoS 0 delivery is dropped
    * for this reason instead of queued, until it is cleared.
@@ -173,6 +202,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Every store write not yet settled, so `close` can wait for them. */
   private readonly unsettled = new Set<Promise<void>>();
   private readonly collect = (subscriber: Subscriber): void => this.collectSubscriber(subscriber);
+  private readonly sessionQueues: SessionQueues;
 
   constructor(options: BrokerOptions) {
     super();
@@ -195,6 +225,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.store = options.store;
     this.hooks = this.options.hooks;
     this.now = this.options.now;
+    this.queues = new QueueManager(
+      {
+        store: this.store,
+        now: this.now,
+        background: (write) => this.background(write),
+        track: (write) => this.track(write),
+        dropped: (message, reason) => this.emit('dropped', message, '', reason),
+        retopic: (message, topic) => ({ ...message, id: this.nextMessageId(), topic, encoded: undefined }),
+        onError: (error) => this.options.onError(error),
+      },
+      options.queues,
+    );
+    this.sessionQueues = new SessionQueues(this.queues);
   }
 
   /** Opens the store and restores sessions, queues, retained messages and pending wills. */
@@ -204,6 +247,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const state = await this.store.open(now);
     for (const message of state.retained) this.retained.set(message.topic, message);
     for (const stored of state.sessions) {
+      if (this.queues.restore(stored)) continue;
       const { record } = stored;
       const session = new Session(record.clientId, record.expiryInterval);
       session.disconnectedAt = record.disconnectedAt ?? now;
@@ -231,6 +275,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   async close(): Promise<void> {
     if (this.state === 'closed' || this.state === 'closing') return;
     this.state = 'closing';
+    // Before the connections go: their unacknowledged queue deliveries return in memory only.
+    this.queues.close();
     for (const session of [...this.sessions.values()]) session.link?.close('server-shutting-down');
     for (const session of this.sessions.values()) {
       clearTimeout(session.expiryTimer);
@@ -292,7 +338,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const message: {
       -readonly [K in keyof Message]: Message[K];
     } = {
-      id: `${this.idPrefix}${(this.messageCount++).toString(36)}`,
+      id: this.nextMessageId(),
       topic: init.topic,
       payload: init.payload,
       qos: init.qos,
@@ -303,6 +349,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (init.expiryInterval !== undefined) message.expiresAt = now + init.expiryInterval * 1000;
     if (init.origin !== undefined) message.origin = init.origin;
     return message;
+  }
+
+  private nextMessageId(): string {
+    return `${this.idPrefix}${(this.messageCount++).toString(36)}`;
   }
 
   // ---- connections ------------------------------------------------------------------
@@ -353,6 +403,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (sessionPresent && this.hooks.authorizeSubscribe !== undefined && session.subscriptions.size > 0) {
       await this.reauthorize(session, request.client);
     }
+    this.sessionQueues.attach(session);
     this.emit('clientConnected', request.client, sessionPresent);
     return { ok: true, session, sessionPresent, expiryInterval };
   }
@@ -436,6 +487,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   disconnect(session: Session, link: ClientLink, info: DisconnectInfo): void {
     if (session.link !== link) return;
+    // What it holds of queues goes back to them (its `$queue/` subscriptions stay).
+    this.sessionQueues.detach(session);
+    this.queues.closeOwned(session);
     const client = session.client;
     session.link = undefined;
     session.client = undefined;
@@ -535,6 +589,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     session.pendingWill = undefined;
     for (const subscription of [...session.subscriptions.values()])
       this.removeSubscription(session, subscription);
+    this.queues.closeOwned(session);
     const leftovers = session.drain();
     if (this.stored.has(session)) this.forget(session);
     if (pendingWill !== undefined) this.publishWill(pendingWill, undefined);
@@ -575,6 +630,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
         return { matched: 0, persisted: undefined };
       }
       if (replaced !== undefined) message = replaced;
+    }
+    const queue = queueNameOf(message.topic);
+    if (queue !== undefined) {
+      const result = this.queues.publish(queue, message);
+      if (result.refusal === undefined) this.emit('published', message, client);
+      return result;
     }
     // The writes this publish causes collect in a reused array (from `start`, should a hook publish too).
     const writes = this.writes;
@@ -736,6 +797,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * and a later message under the held id taken for one). QoS 1 copies may repeat.
    */
   sent(session: Session, delivery: QueuedDelivery): Promise<void> | undefined {
+    // From a queue, which keeps it: QoS 0 is acknowledged as it goes out, QoS 1 by PUBACK.
+    if (delivery.queueReceipt !== undefined) {
+      if (delivery.qos === 0) delivery.queueReceipt.ack();
+      return undefined;
+    }
     if (!this.stored.has(session) || delivery.packetId === undefined) return undefined;
     const write = this.store.markSent(session.clientId, delivery.seq, delivery.packetId);
     if (delivery.qos < 2) {
@@ -768,7 +834,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const delivery = session.inflight.get(packetId);
     if (delivery === undefined) return false;
     session.inflight.delete(packetId);
-    if (this.stored.has(session)) this.background(this.store.removeDelivery(session.clientId, delivery.seq));
+    if (delivery.queueReceipt !== undefined) delivery.queueReceipt.ack();
+    else if (this.stored.has(session))
+      this.background(this.store.removeDelivery(session.clientId, delivery.seq));
     return true;
   }
 
@@ -794,6 +862,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Drops a delivery the connection cannot send (expired, or too large for the client). */
   discard(session: Session, delivery: QueuedDelivery, reason: DropReason): void {
     if (delivery.packetId !== undefined) session.inflight.delete(delivery.packetId);
+    if (delivery.queueReceipt !== undefined) {
+      delivery.queueReceipt.reject(reason);
+      return;
+    }
     if (this.stored.has(session) && delivery.qos > 0) {
       this.background(this.store.removeDelivery(session.clientId, delivery.seq));
     }
@@ -834,7 +906,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const results: SubscribeResult[] = [];
     const client = session.client;
     for (const request of requests) {
-      const unsupported = this.unsupportedFeature(request.filter);
+      const unsupported = this.unsupportedFeature(request.filter) ?? queueFilterRefusal(request.filter);
       if (unsupported !== undefined) {
         results.push({ ok: false, refusal: unsupported, request });
         continue;
@@ -854,7 +926,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
         results.push({ ok: false, refusal: 'not-authorized', request });
         continue;
       }
-      const qos = Math.min(request.options.qos, this.options.maximumQoS) as QoS;
+      const ceiling = queueNameOf(request.filter) === undefined ? 2 : QUEUE_MAX_QOS;
+      const qos = Math.min(request.options.qos, this.options.maximumQoS, ceiling) as QoS;
       const options = { ...request.options, qos };
       const guard = decision === true ? undefined : decision;
       const isNew = this.addSubscription(session, request.filter, options, guard);
@@ -863,6 +936,38 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     if (session.persistent) this.saveRecord(session);
     return results;
+  }
+
+  /**
+   * Consumes a queue for a session (STOMP's `/queue/<name>`): authorized as a subscription to
+   * `$queue/<name>` unless the session has no client. The subscription ends with the session's
+   * connection, if it was not closed before.
+   */
+  async consumeQueue(
+    session: Session,
+    name: string,
+    options: ConsumeOptions,
+    consumer: QueueConsumer,
+  ): Promise<QueueSubscription | SubscribeRefusal> {
+    const fault = queueNameFault(name);
+    if (fault !== undefined) return fault === 'wildcards' ? 'wildcards-not-supported' : 'unspecified';
+    const client = session.client;
+    const hook = this.hooks.authorizeSubscribe;
+    if (client !== undefined && hook !== undefined) {
+      const topic = QUEUE_TOPIC_PREFIX + name;
+      let decision: SubscribeAuthorization;
+      try {
+        decision = await hook(client, topic, QUEUE_CONSUME_OPTIONS);
+      } catch (error) {
+        this.options.onError(error);
+        return 'unspecified';
+      }
+      if (decision === false || (decision !== true && !decision(topic))) return 'not-authorized';
+      // The connection went while the hook decided: nothing would close this consumer.
+      if (session.client !== client) return 'unspecified';
+    }
+    if (this.state !== 'running') return 'unspecified';
+    return this.queues.consume(name, options, consumer, session);
   }
 
   /** A feature the filter needs that this broker was configured without (MQTT 3.2.2.3.11, .13). */
@@ -936,11 +1041,17 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (existing !== undefined) {
       existing.options = options;
       existing.guard = guard;
+      this.sessionQueues.start(session, existing);
       return false;
     }
     // `guard` always present, so every subscription has one shape on the routing path.
     const subscription: Subscription = { kind: 'direct', filter, session, options, guard };
     session.subscriptions.set(filter, subscription);
+    // A queue's consumer, not a topic subscription: it never enters the topic tree.
+    if (queueNameOf(filter) !== undefined) {
+      this.sessionQueues.start(session, subscription);
+      return true;
+    }
     const shared = parseSharedFilter(filter);
     if (shared === undefined) {
       this.subscriptions.add(filter, subscription);
@@ -967,6 +1078,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   private removeSubscription(session: Session, subscription: Subscription): void {
     session.subscriptions.delete(subscription.filter);
+    if (queueNameOf(subscription.filter) !== undefined) {
+      this.sessionQueues.stop(session, subscription.filter);
+      return;
+    }
     const shared = parseSharedFilter(subscription.filter);
     if (shared === undefined) {
       this.subscriptions.remove(subscription.filter, subscription);

@@ -1,4 +1,4 @@
-import type { ClientInfo, ClientLink } from './hooks.js';
+import type { ClientInfo, ClientLink, DropReason } from './hooks.js';
 import type { Message, QoS } from './message.js';
 import type { Subscription } from './routing.js';
 import type { StoredDelivery } from './store.js';
@@ -16,6 +16,16 @@ export interface SessionWill {
 export interface QueuedDelivery extends StoredDelivery {
   /** The shared subscription group it was routed through, so it can go to another member if this session ends. */
   shareKey?: string;
+  /** Set when it came from a point-to-point queue, which keeps it (not this session's store) until acknowledged. */
+  queueReceipt?: QueueReceipt;
+}
+
+/** How a session delivery taken from a queue settles with that queue (queue-sessions.ts). */
+export interface QueueReceipt {
+  /** Acknowledges it to the queue; false when the queue no longer waits for it. */
+  ack(): boolean;
+  /** It cannot reach this client: expired (dropped) or else (dead-lettered). */
+  reject(reason: DropReason): void;
 }
 
 /**

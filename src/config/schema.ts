@@ -45,7 +45,7 @@ export type { AclConfig, AuthConfig, ListenerConfig, TlsConfig };
 export { checkListenUrl, LISTENER_SCHEMES };
 
 /** The broker core's settings a config file may give: everything but code (store, hooks, callbacks). */
-export type BrokerConfig = Required<Omit<BrokerOptions, 'store' | 'hooks' | 'onError' | 'now'>>;
+export type BrokerConfig = Required<Omit<BrokerOptions, 'store' | 'hooks' | 'onError' | 'now' | 'queues'>>;
 
 /** Where state is kept. */
 export interface StoreConfig {
