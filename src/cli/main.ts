@@ -119,6 +119,7 @@ async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): 
       sseReplayWindow: config.http.sseReplayWindow,
     },
     sys: { interval: config.sys.interval },
+    queues: config.queues,
     onError: (error) => log.error('internal error', { error }),
   });
   metrics = broker.metrics;

@@ -1,4 +1,5 @@
 import type { BrokerOptions } from '../broker/broker.js';
+import type { QueueOptions } from '../broker/queues.js';
 import type { LimitsOptions } from '../limits/limits.js';
 import { LOG_LEVELS, type LogLevel } from '../observe/log.js';
 import { DEFAULT_MQTT_OPTIONS, type MqttOptions } from '../protocol/mqtt/options.js';
@@ -20,6 +21,7 @@ import {
 import { HTTP, type HttpConfig } from './http.js';
 import { checkListenUrl, LISTENER_SCHEMES } from './listen-url.js';
 import { SYS, type SysConfig } from './observe.js';
+import { QUEUES } from './queues.js';
 import {
   ACL,
   type AclConfig,
@@ -70,6 +72,7 @@ export interface CicadaConfig {
   limits: LimitsOptions;
   http: HttpConfig;
   sys: SysConfig;
+  queues: QueueOptions;
 }
 
 const UINT32_MAX = 0xffff_ffff;
@@ -186,6 +189,7 @@ export const CONFIG_SCHEMA: SchemaFor<CicadaConfig> = {
   limits: LIMITS,
   http: HTTP,
   sys: SYS,
+  queues: QUEUES,
 };
 
 /** The schema as the validator walks it. */

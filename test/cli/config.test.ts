@@ -144,6 +144,11 @@ http:
   sseReplayWindow: 120
 sys:
   interval: 30
+queues:
+  maxMessages: 50
+  maxRedeliveries: 2
+  deadLetterPrefix: dead.
+  defaultPrefetch: 10
 `;
 
 const FULL_CONFIG: CicadaConfig = {
@@ -251,6 +256,7 @@ const FULL_CONFIG: CicadaConfig = {
     sseReplayWindow: 120,
   },
   sys: { interval: 30 },
+  queues: { maxMessages: 50, maxRedeliveries: 2, deadLetterPrefix: 'dead.', defaultPrefetch: 10 },
 };
 
 describe('config: valid files', () => {
@@ -335,7 +341,7 @@ describe('config: defaults and reference', () => {
       'sys.interval',
     ];
     // Listeners, TLS, auth and ACL settings are the config's own; their table is checked above.
-    const own = /^(listeners|tls|auth|acl|limits|http)\b/;
+    const own = /^(listeners|tls|auth|acl|limits|http|queues)\b/;
     assert.deepEqual(
       rows
         .map((row) => row.key)
