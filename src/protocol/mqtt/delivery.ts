@@ -77,7 +77,11 @@ export function drainDeliveries(conn: MqttConnection): void {
     }
     const bytes = encodeDelivery(conn, delivery, false, now);
     if (bytes === undefined) continue;
-    const durable = delivery.qos > 0 ? conn.broker.sent(session, delivery) : undefined;
+    // A queue's QoS 0 delivery is acknowledged to its queue as it goes out (Broker.sent).
+    const durable =
+      delivery.qos > 0 || delivery.queueReceipt !== undefined
+        ? conn.broker.sent(session, delivery)
+        : undefined;
     // A QoS 2 PUBLISH waits for its packet id to be stored (see Broker.sent), and what follows it waits too.
     if (durable !== undefined || conn.holdingWrites) {
       conn.writeAfter(durable, bytes);

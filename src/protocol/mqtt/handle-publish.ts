@@ -1,4 +1,5 @@
 import type { Message } from '../../broker/message.js';
+import { QUEUE_TOPIC_PREFIX } from '../../broker/queues.js';
 import { type PublishPacket, type PubrelPacket, ReasonCode } from '../../codec/mqtt/index.js';
 import type { PublishThrottle } from '../../limits/publish-throttle.js';
 import { describeTopicFault, topicFault } from '../../limits/topic-limits.js';
@@ -25,6 +26,11 @@ export function handlePublish(conn: MqttConnection, packet: PublishPacket): void
   }
   const topic = resolveTopic(conn, packet);
   checkCapabilities(conn, packet);
+  // `$queue/` with no name names no queue (a name with wildcards cannot reach here, MQTT-3.3.2-2).
+  if (topic === QUEUE_TOPIC_PREFIX) {
+    refuseTopic(conn, packet, 'a $queue/ topic needs a queue name');
+    return;
+  }
 
   if (qos > 0) {
     // MQTT-4.3.3-10: a QoS 2 id already received is not delivered again; just acknowledge.
@@ -108,8 +114,16 @@ function route(conn: MqttConnection, packet: PublishPacket, message: Message): v
   if (packet.qos === 0) return;
   const session = conn.session!;
   const packetId = packet.packetId!;
-  // MQTT 5: say so when nobody was subscribed (0x10), as PUBACK/PUBREC allow.
-  const reasonCode = conn.version === 5 && result.matched === 0 ? ReasonCode.NoMatchingSubscribers : 0;
+  // MQTT 5: say so when nobody was subscribed (0x10), or a full queue refused it (0x97), as
+  // PUBACK/PUBREC allow; 3.x has no refusal codes (as for a full session queue, the message is dropped).
+  const reasonCode =
+    conn.version < 5
+      ? 0
+      : result.refusal === 'queue-full'
+        ? ReasonCode.QuotaExceeded
+        : result.matched === 0
+          ? ReasonCode.NoMatchingSubscribers
+          : 0;
   let durable = result.persisted;
   if (packet.qos === 2) {
     const recorded = conn.broker.receivedQoS2(session, packetId);
