@@ -27,7 +27,7 @@ function templateFor(message: Message): PublishTemplate {
 const variant: PublishVariant = { qos: 0 };
 
 /**
- * Slow consumers: each connection's unsent bytes (`stream.writableLength`) are bounded.
+ * Slow consumers: each connection's unsent bytes (`conn.unsentBytes`) are bounded.
  *
  * - Below `outboundSoftLimit` (never less than the stream's own high-water mark) deliveries
  *   move from the session queue to the socket as flow control allows.
@@ -46,7 +46,7 @@ const variant: PublishVariant = { qos: 0 };
  */
 export function overSoftLimit(conn: MqttConnection): false {
   conn.qos0DropReason = 'slow-consumer';
-  if (conn.stream.writableLength > conn.outboundHardLimit && !conn.closed) {
+  if (conn.unsentBytes > conn.outboundHardLimit && !conn.closed) {
     // Not from inside the write: the caller may be in the middle of a delivery loop.
     process.nextTick(() => conn.closeOverloaded());
   }

@@ -70,5 +70,5 @@ function handleDisconnect(conn: MqttConnection, packet: DisconnectPacket): void 
   // MQTT-3.14.4-3: a normal DISCONNECT discards the will; 0x04 asks for it.
   const sendWill = packet.reasonCode === ReasonCode.DisconnectWithWillMessage;
   conn.teardown('client-disconnect', sendWill, expiry);
-  conn.stream.end();
+  conn.end();
 }

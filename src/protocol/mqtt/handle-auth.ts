@@ -134,7 +134,7 @@ function settleReauthentication(conn: MqttConnection, method: string, step: Fina
   }
   conn.send({ type: 'disconnect', reasonCode: reauthenticationFailureCode(outcome.refusal) });
   conn.teardown(`re-authentication failed: ${outcome.reason}`, true);
-  conn.stream.end();
+  conn.end();
 }
 
 /** A refusal as a DISCONNECT reason code: 0x86 and 0x88 are CONNACK-only (MQTT 3.14.2.1). */

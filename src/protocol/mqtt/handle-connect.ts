@@ -111,7 +111,7 @@ export async function handleConnect(conn: MqttConnection, packet: ConnectPacket)
 function refuseConnect(conn: MqttConnection, reasonCode: number): void {
   conn.send({ type: 'connack', sessionPresent: false, reasonCode: connackCode(reasonCode, conn.version) });
   conn.teardown(`refused: 0x${reasonCode.toString(16)}`, false);
-  conn.stream.end();
+  conn.end();
 }
 
 /** The session through the broker (authentication, takeover, resumption), CONNACK and deliveries. */
