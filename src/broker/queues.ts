@@ -280,15 +280,19 @@ export class QueueManager {
       this.host.dropped(message, 'queue-full');
       return { matched: 0, persisted: undefined, refusal: 'queue-full' };
     }
+    if (this.closed) {
+      // The store is closing: the message could not be kept, so whoever waits for it is told
+      // (an MQTT publisher gets no PUBACK and sends it again); one who does not wait is not bothered.
+      const persisted = Promise.reject(new Error('the broker is stopping: the queue cannot take messages'));
+      persisted.catch(() => {});
+      return { matched: 0, persisted };
+    }
     const entry: Entry = { message, seq: queue.nextSeq++, deliveryCount: 0 };
     queue.pending.push(entry);
-    let persisted: Promise<void> | undefined;
-    if (!this.closed) {
-      persisted = this.host.store.enqueue(queue.recordId, [
-        { message, qos: 1, retain: false, seq: entry.seq },
-      ]);
-      this.host.track(persisted);
-    }
+    const persisted = this.host.store.enqueue(queue.recordId, [
+      { message, qos: 1, retain: false, seq: entry.seq },
+    ]);
+    this.host.track(persisted);
     this.dispatch(queue);
     return { matched: 1, persisted };
   }

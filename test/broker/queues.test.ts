@@ -264,6 +264,16 @@ describe('queues: dead letters, expiry, bounds', () => {
     assert.equal(publish(broker, 'jobs', 'm3').refusal, undefined);
   });
 
+  test('a publish while the broker stops is not taken: its persisted promise rejects', async () => {
+    const { broker } = await start();
+    const closing = broker.close();
+    const result = publish(broker, 'jobs', 'late');
+    assert.equal(result.matched, 0);
+    await assert.rejects(result.persisted!, /stopping/);
+    await closing;
+    assert.equal(broker.queues.get('jobs')?.depth ?? 0, 0);
+  });
+
   test('queue names: empty or with wildcards are refused', async () => {
     const { broker } = await start();
     assert.equal(publish(broker, '', 'x').refusal, 'queue-name-invalid');
