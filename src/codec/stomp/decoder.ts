@@ -17,9 +17,6 @@ const COLON = 0x3a;
 const BACKSLASH = 0x5c;
 const NO_BODY = Buffer.alloc(0);
 
-/** The longest command line a known command can have: UNSUBSCRIBE/DISCONNECT plus a CR. */
-const MAX_COMMAND_LINE = 12;
-
 /** Where the decoder is in the byte stream. */
 enum Phase {
   /** Between frames: EOLs are heart-beats. */
@@ -59,7 +56,7 @@ function isKnownCommand(command: string): boolean {
  * Leniency: CRLF ends lines in every version (1.2 made it standard), a `:` in a header value
  * is kept as text, and `\r` is unescaped in 1.1 too. Nothing is trimmed: padding around a
  * header name or value is part of it (STOMP 1.2 "Value Encoding"). NUL is refused in header
- * lines, so a frame missing its blank line fails at once instead of swallowing the next frame.
+ * lines, so a frame missing its blank line fails instead of swallowing the next frame.
  *
  * A bad frame throws a StompCodecError, after which the decoder refuses all further input:
  * answer with an ERROR frame and close the connection.
@@ -75,7 +72,9 @@ export class StompDecoder {
 
   private phase = Phase.Idle;
   private failure: StompCodecError | undefined;
-  /** Parts of the line being read, and their total length. */
+  /** The command line read so far. */
+  private commandLine = '';
+  /** Parts of the header line being read, and their total length. */
   private lineParts: Buffer[] = [];
   private lineLength = 0;
   /** Bytes of the current frame's command and header lines so far, EOLs included. */
@@ -114,7 +113,9 @@ export class StompDecoder {
       if (error instanceof StompCodecError) {
         this.failure = error;
         this.lineParts = [];
+        this.lineLength = 0;
         this.bodyParts = [];
+        this.bodyLength = 0;
         this.headers = [];
       }
       throw error;
@@ -149,6 +150,8 @@ export class StompDecoder {
           onHeartbeat?.();
           break;
         case Phase.Command:
+          pos = this.readCommand(chunk, pos);
+          break;
         case Phase.Headers:
           pos = this.readLine(chunk, pos);
           break;
@@ -192,33 +195,47 @@ export class StompDecoder {
   }
 
   /**
-   * Reads the command or header line at `pos`, parsing it if the chunk completes it.
-   * Returns where the rest of the chunk starts. Limits are checked on the partial line,
-   * so a peer never makes us hold more than one line's worth of header bytes.
+   * Reads the command line byte by byte (it is at most 12 bytes long), refusing it as soon
+   * as no known command starts that way: a peer sending garbage learns it at once, not after
+   * we wait for an EOL that may never come. Returns where the rest of the chunk starts.
+   */
+  private readCommand(chunk: Buffer, pos: number): number {
+    let text = this.commandLine;
+    while (pos < chunk.length) {
+      const byte = chunk[pos++]!;
+      if (++this.headerBytes > this.limits.maxFrameSize) throw this.tooLarge('its command line');
+      if (byte === LF) {
+        this.commandLine = '';
+        this.acceptCommand(text.endsWith('\r') ? text.slice(0, -1) : text);
+        return pos;
+      }
+      text += String.fromCharCode(byte);
+      if (!COMMAND_PREFIXES.has(text))
+        throw new StompCodecError('unknown-command', `unknown command ${quote(text, 16)}`);
+    }
+    this.commandLine = text;
+    return pos;
+  }
+
+  /**
+   * Reads the header line at `pos`, parsing it if the chunk completes it. Returns where the
+   * rest of the chunk starts. Limits are checked on the partial line, so a peer never makes
+   * us hold more than one line's worth of header bytes.
    */
   private readLine(chunk: Buffer, pos: number): number {
     const lf = chunk.indexOf(LF, pos);
     const stop = lf < 0 ? chunk.length : lf;
     const taken = stop - pos + (lf < 0 ? 0 : 1);
     const lineLength = this.lineLength + (stop - pos);
+    // The limit a byte-by-byte feed would hit first decides the error, so that the outcome
+    // never depends on how the stream was chunked. A trailing CR may still belong to a
+    // CRLF, hence the + 1.
+    const frameRoom = this.limits.maxFrameSize - this.headerBytes;
+    const lineRoom = this.limits.maxHeaderLength + 1 - this.lineLength;
+    const lineOver = stop - pos > lineRoom;
+    if (taken > frameRoom && (!lineOver || frameRoom <= lineRoom)) throw this.tooLarge('its headers');
+    if (lineOver) throw this.headerTooLong(lineLength);
     this.headerBytes += taken;
-    if (this.headerBytes > this.limits.maxFrameSize) throw this.tooLarge('its headers');
-    // A trailing CR may still turn out to belong to a CRLF, hence the + 1.
-    if (this.phase === Phase.Command) {
-      // Refused as soon as no known command can start this way: a peer sending garbage
-      // learns it at once, not after we wait for an EOL that may never come.
-      if (lineLength > MAX_COMMAND_LINE || lf < 0) {
-        const partial = Buffer.concat([
-          ...this.lineParts,
-          chunk.subarray(pos, Math.min(stop, pos + MAX_COMMAND_LINE + 1)),
-        ]);
-        const text = partial.toString('latin1');
-        if (lineLength > MAX_COMMAND_LINE || !COMMAND_PREFIXES.has(text))
-          throw new StompCodecError('unknown-command', `unknown command ${quote(text, 16)}`);
-      }
-    } else if (lineLength > this.limits.maxHeaderLength + 1) {
-      throw this.headerTooLong(lineLength);
-    }
     if (lf < 0) {
       this.lineParts.push(chunk.subarray(pos));
       this.lineLength = lineLength;
@@ -236,14 +253,12 @@ export class StompDecoder {
     }
     this.lineLength = 0;
     if (lineEnd > start && line[lineEnd - 1] === CR) lineEnd--;
-    if (this.phase === Phase.Command) this.acceptCommand(line, start, lineEnd);
-    else if (lineEnd === start) this.endHeaders();
+    if (lineEnd === start) this.endHeaders();
     else this.acceptHeader(line, start, lineEnd);
     return lf + 1;
   }
 
-  private acceptCommand(line: Buffer, start: number, end: number): void {
-    const command = line.toString('latin1', start, end);
+  private acceptCommand(command: string): void {
     if (!isKnownCommand(command))
       throw new StompCodecError('unknown-command', `unknown command ${quote(command)}`);
     this.command = command;
