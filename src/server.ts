@@ -14,13 +14,19 @@ import {
   mqttHandler,
   shedUnderPressure,
 } from './protocol/mqtt/index.js';
+import {
+  DEFAULT_STOMP_OPTIONS,
+  type StompHandler,
+  type StompOptions,
+  stompHandler,
+} from './protocol/stomp/index.js';
 import { DurableStore } from './store/durable/index.js';
 import { MemoryStore } from './store/memory/memory-store.js';
 import { sharedHttpServers } from './transport/http-server.js';
 import { TcpTransport } from './transport/tcp.js';
 import { TlsTransport } from './transport/tls.js';
 import type { Listener, ListenOptions, Transport } from './transport/transport.js';
-import { WebSocketTransport } from './transport/ws.js';
+import { STOMP_WEBSOCKET, WebSocketTransport } from './transport/ws.js';
 
 /** Everything `createBroker` accepts; every field is optional. */
 export interface CicadaOptions extends Partial<Omit<BrokerOptions, 'store'>> {
@@ -33,6 +39,11 @@ export interface CicadaOptions extends Partial<Omit<BrokerOptions, 'store'>> {
   dataDir?: string;
   /** MQTT protocol settings. */
   mqtt?: Partial<MqttOptions>;
+  /**
+   * STOMP protocol settings, for `stomp://`, `stomps://` and `ws(s)://HOST:PORT/stomp` listeners
+   * (topic length and depth limits are MQTT's: it is one topic space).
+   */
+  stomp?: Partial<Omit<StompOptions, 'maxTopicLength' | 'maxTopicLevels'>>;
   /**
    * Process protection: connection caps and rates, the memory high-water mark. Default: none
    * (an embedding application decides; the `cicada` command applies production defaults).
@@ -84,6 +95,10 @@ export class Cicada {
   private readonly mqtt: MqttHandler;
   /** Handlers of listeners with limits of their own. */
   private readonly handlers: MqttHandler[] = [];
+  private readonly stompOptions: Partial<StompOptions>;
+  private readonly stomp: StompHandler;
+  /** STOMP handlers of listeners with limits of their own. */
+  private readonly stompHandlers: StompHandler[] = [];
   private readonly transports: Transport[];
   private readonly bound: Listener[] = [];
   private starting: Promise<void> | undefined;
@@ -99,7 +114,7 @@ export class Cicada {
   private readonly sys: SysTopics | undefined;
 
   constructor(options: CicadaOptions = {}) {
-    const { mqtt, store, dataDir, limits, http, metrics, sys, ...core } = options;
+    const { mqtt, stomp, store, dataDir, limits, http, metrics, sys, ...core } = options;
     this.httpOptions = http ?? {};
     const chosen =
       store ?? (dataDir === undefined ? new MemoryStore() : new DurableStore({ directory: dataDir }));
@@ -115,14 +130,21 @@ export class Cicada {
     this.limits = limits === undefined || limits instanceof Limits ? limits : new Limits(limits);
     if (this.limits?.memory !== undefined) shedUnderPressure(this.broker, this.limits.memory);
     this.mqttOptions = mqtt;
-    // A WebSocket message may carry the largest MQTT packet accepted, and a little framing slack.
+    // A WebSocket message may carry the largest MQTT packet or STOMP frame accepted, and a little framing slack.
     const maxPacketSize = mqtt?.maxPacketSize ?? DEFAULT_MQTT_OPTIONS.maxPacketSize;
+    const maxFrameSize = stomp?.maxFrameSize ?? DEFAULT_STOMP_OPTIONS.maxFrameSize;
     this.transports = [
       new TcpTransport(),
       new TlsTransport(),
-      new WebSocketTransport({ maxPayload: maxPacketSize + 4096 }),
+      new WebSocketTransport({ maxPayload: Math.max(maxPacketSize, maxFrameSize) + 4096 }),
     ];
     this.mqtt = mqttHandler(this.broker, mqtt, this.limits);
+    this.stompOptions = {
+      ...stomp,
+      maxTopicLength: mqtt?.maxTopicLength ?? DEFAULT_MQTT_OPTIONS.maxTopicLength,
+      maxTopicLevels: mqtt?.maxTopicLevels ?? DEFAULT_MQTT_OPTIONS.maxTopicLevels,
+    };
+    this.stomp = stompHandler(this.broker, this.stompOptions, this.limits);
   }
 
   /** Opens the store and restores state; `listen` does this on first use. */
@@ -169,14 +191,25 @@ export class Cicada {
     const transport = this.transports.find((t) => t.schemes.includes(parsed.protocol));
     if (transport === undefined) throw new Error(`no transport for '${parsed.protocol}' in ${url}`);
     const { limits, ...transportOptions } = options;
-    let handler = this.mqtt;
-    if (limits !== undefined) {
-      if (this.limits === undefined)
-        throw new Error(`listener limits for ${url} need the broker's limits option`);
-      handler = mqttHandler(this.broker, this.mqttOptions, this.limits.forListener(limits));
-      this.handlers.push(handler);
+    if (limits !== undefined && this.limits === undefined)
+      throw new Error(`listener limits for ${url} need the broker's limits option`);
+    const own = limits === undefined ? undefined : this.limits!.forListener(limits);
+    let listener: Listener;
+    if (speaksStomp(parsed)) {
+      let handler = this.stomp;
+      if (own !== undefined) {
+        handler = stompHandler(this.broker, this.stompOptions, own);
+        this.stompHandlers.push(handler);
+      }
+      listener = await transport.listen(parsed, handler, { ...transportOptions, webSocket: STOMP_WEBSOCKET });
+    } else {
+      let handler = this.mqtt;
+      if (own !== undefined) {
+        handler = mqttHandler(this.broker, this.mqttOptions, own);
+        this.handlers.push(handler);
+      }
+      listener = await transport.listen(parsed, handler, transportOptions);
     }
-    const listener = await transport.listen(parsed, handler, transportOptions);
     this.bound.push(listener);
     return listener;
   }
@@ -266,13 +299,22 @@ export class Cicada {
       await this.starting.catch(() => {});
       await this.broker.close();
     }
-    for (const handler of [this.mqtt, ...this.handlers]) {
+    for (const handler of [this.mqtt, ...this.handlers, this.stomp, ...this.stompHandlers]) {
       for (const connection of handler.connections) connection.stream.destroy();
     }
     await Promise.all(http.map((l) => l.close()));
     this.httpListeners.clear();
     this.limits?.close();
   }
+}
+
+/** The path of WebSocket listeners that speak STOMP. */
+const STOMP_WS_PATH = '/stomp';
+
+/** Whether a listener URL speaks STOMP: `stomp:`, `stomps:`, or WebSocket on `/stomp`. */
+function speaksStomp(url: URL): boolean {
+  if (url.protocol === 'stomp:' || url.protocol === 'stomps:') return true;
+  return (url.protocol === 'ws:' || url.protocol === 'wss:') && url.pathname === STOMP_WS_PATH;
 }
 
 /** Creates a broker; nothing happens until `listen` (or `start`). */

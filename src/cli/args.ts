@@ -53,9 +53,10 @@ export const USAGE = `Usage: cicada [options]
 Runs the Cicada MQTT broker.
 
 Options:
-  -l, --listen URL         Listen on URL: mqtt://, mqtts://, ws://HOST:PORT/mqtt or wss://
-                           (port 0 picks a free port). Repeatable; replaces the config file's
-                           list. Default: mqtt://0.0.0.0:1883
+  -l, --listen URL         Listen on URL: mqtt://, mqtts://, ws://HOST:PORT/mqtt or wss://;
+                           STOMP on stomp://, stomps:// or ws://HOST:PORT/stomp (port 0
+                           picks a free port). Repeatable; replaces the config file's list.
+                           Default: mqtt://0.0.0.0:1883
   -c, --config FILE        Read settings from FILE (YAML, or JSON).
       --log-level LEVEL    One of ${LOG_LEVELS.join(', ')}. Default: info
   -d, --data DIR           Keep state in the durable store in DIR. Default: ./data
@@ -63,7 +64,7 @@ Options:
       --allow-anonymous    Let clients in without credentials (off by default).
       --password-file FILE Users and password hashes, made with \`cicada passwd\`.
       --acl-file FILE      Topic access rules (Mosquitto syntax); deny by default once set.
-      --tls-cert FILE      Certificate chain (PEM) of mqtts:// and wss:// listeners.
+      --tls-cert FILE      Certificate chain (PEM) of mqtts://, stomps:// and wss:// listeners.
       --tls-key FILE       Its private key (PEM).
       --tls-ca FILE        CA bundle for client certificates: clients must present one.
   -h, --help               Print this help.

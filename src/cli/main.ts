@@ -109,6 +109,7 @@ async function run(config: CicadaConfig, log: SwitchableLogger, args: CliArgs): 
     ...config.broker,
     store,
     mqtt: config.mqtt,
+    stomp: config.stomp,
     limits: config.limits,
     hooks: access.hooks(),
     http: {

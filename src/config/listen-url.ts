@@ -7,6 +7,9 @@ export const LISTENER_SCHEMES: readonly string[] = [
   'tls:',
   'ws:',
   'wss:',
+  // STOMP over TCP and TLS (over WebSocket it is ws(s)://HOST:PORT/stomp).
+  'stomp:',
+  'stomps:',
   // The HTTP API (admin, push, SSE, metrics, dashboard); it may share a port with ws:.
   'http:',
   'https:',

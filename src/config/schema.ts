@@ -33,6 +33,7 @@ import {
   TLS,
   type TlsConfig,
 } from './security.js';
+import { STOMP_SECTION, type StompConfig } from './stomp.js';
 
 export {
   defaultsOf,
@@ -73,6 +74,7 @@ export interface CicadaConfig {
   http: HttpConfig;
   sys: SysConfig;
   queues: QueueOptions;
+  stomp: StompConfig;
 }
 
 const UINT32_MAX = 0xffff_ffff;
@@ -190,6 +192,7 @@ export const CONFIG_SCHEMA: SchemaFor<CicadaConfig> = {
   http: HTTP,
   sys: SYS,
   queues: QUEUES,
+  stomp: STOMP_SECTION,
 };
 
 /** The schema as the validator walks it. */

@@ -175,7 +175,12 @@ export const ACL = section<AclConfig>('Topic access control', {
 export function needsTls(url: string): boolean {
   const scheme = new URL(url).protocol;
   return (
-    scheme === 'mqtts:' || scheme === 'ssl:' || scheme === 'tls:' || scheme === 'wss:' || scheme === 'https:'
+    scheme === 'mqtts:' ||
+    scheme === 'ssl:' ||
+    scheme === 'tls:' ||
+    scheme === 'stomps:' ||
+    scheme === 'wss:' ||
+    scheme === 'https:'
   );
 }
 

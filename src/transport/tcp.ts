@@ -3,6 +3,8 @@ import { readProxyHeader } from './proxy-protocol.js';
 import type { ConnectionHandler, ConnectionInfo, Listener, ListenOptions, Transport } from './transport.js';
 
 export const DEFAULT_MQTT_PORT = 1883;
+/** The port STOMP brokers conventionally listen on. */
+export const DEFAULT_STOMP_PORT = 61613;
 
 /** How long a connection may take to send its PROXY protocol header. */
 export const PROXY_HEADER_TIMEOUT_MS = 10_000;
@@ -76,9 +78,12 @@ export function bindListener(
   });
 }
 
-/** Plain TCP: `mqtt://HOST:PORT` (or `tcp://`), optionally behind a PROXY protocol load balancer. */
+/**
+ * Plain TCP: `mqtt://HOST:PORT` (or `tcp://`) and `stomp://HOST:PORT`, optionally behind a
+ * PROXY protocol load balancer. Which protocol a listener speaks is its handler's business.
+ */
 export class TcpTransport implements Transport {
-  readonly schemes = ['mqtt:', 'tcp:'] as const;
+  readonly schemes = ['mqtt:', 'tcp:', 'stomp:'] as const;
 
   constructor(private readonly settings: SocketTransportOptions = {}) {}
 
@@ -92,6 +97,6 @@ export class TcpTransport implements Transport {
       this.settings.proxyHeaderTimeoutMs ?? PROXY_HEADER_TIMEOUT_MS,
       (socket, remote) => handler(socket, { ...remote, listener: urlText, secure: false }),
     );
-    return bindListener(server, url, DEFAULT_MQTT_PORT);
+    return bindListener(server, url, url.protocol === 'stomp:' ? DEFAULT_STOMP_PORT : DEFAULT_MQTT_PORT);
   }
 }

@@ -6,6 +6,8 @@ import type { ConnectionHandler, ConnectionInfo, Listener, ListenOptions, Transp
 
 /** The IANA port for MQTT over TLS. */
 export const DEFAULT_MQTTS_PORT = 8883;
+/** The port STOMP over TLS conventionally uses. */
+export const DEFAULT_STOMPS_PORT = 61614;
 
 /** How long a client may take to complete the TLS handshake. */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -27,13 +29,14 @@ function connectionKey(socket: {
 }
 
 /**
- * MQTT over TLS: `mqtts://HOST:PORT` (or `ssl://`, `tls://`), with `ListenOptions.tls`.
+ * MQTT over TLS: `mqtts://HOST:PORT` (or `ssl://`, `tls://`), and STOMP over TLS: `stomps://`,
+ * with `ListenOptions.tls`.
  * A plain TCP server accepts; each socket (after its PROXY header, if configured, which comes
  * before the handshake) is handed to a TLS server that never listens itself, so handshakes,
  * client certificate checks, timeouts and `setSecureContext` work as in any Node TLS server.
  */
 export class TlsTransport implements Transport {
-  readonly schemes = ['mqtts:', 'ssl:', 'tls:'] as const;
+  readonly schemes = ['mqtts:', 'ssl:', 'tls:', 'stomps:'] as const;
 
   constructor(private readonly settings: TlsTransportOptions = {}) {}
 
@@ -90,6 +93,7 @@ export class TlsTransport implements Transport {
     );
 
     const reload = (): Promise<void> => reloadSecureContext(tlsServer, tls, `of ${urlText}`);
-    return bindListener(server, url, DEFAULT_MQTTS_PORT, { reload });
+    const port = url.protocol === 'stomps:' ? DEFAULT_STOMPS_PORT : DEFAULT_MQTTS_PORT;
+    return bindListener(server, url, port, { reload });
   }
 }

@@ -30,9 +30,19 @@ export interface TlsListenOptions {
   readonly usernameFrom?: 'cn' | 'san-dns' | 'san-email' | 'san-uri';
 }
 
+/** How a WebSocket listener's protocol uses WebSocket (the transport defaults to MQTT's way). */
+export interface WebSocketProtocolOptions {
+  /** Subprotocols accepted, preferred first. */
+  readonly subprotocols: readonly string[];
+  /** Take text messages as bytes too (STOMP clients send frames as text); MQTT allows only binary. */
+  readonly acceptText: boolean;
+}
+
 /** Per-listener transport settings. */
 export interface ListenOptions {
   readonly tls?: TlsListenOptions;
+  /** WebSocket listeners of a protocol other than MQTT (STOMP): its subprotocols and message types. */
+  readonly webSocket?: WebSocketProtocolOptions;
   /** Expect a PROXY protocol v1/v2 header first (a load balancer in front keeps the client's address). */
   readonly proxyProtocol?: boolean;
 }

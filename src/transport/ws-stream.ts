@@ -25,7 +25,8 @@ function toBuffer(data: WebSocket.RawData): Buffer {
  *   not the socket, holds the backlog, so `write` returns false when the peer reads slowly.
  * - Reading honours backpressure: the socket is paused while the readable buffer is full
  *   or the consumer called `pause()`, and resumed by `_read`/`resume()`.
- * - A text message ends the stream and closes the WebSocket with 1003 (MQTT-6.0.0-1).
+ * - A text message ends the stream and closes the WebSocket with 1003 (MQTT-6.0.0-1), unless
+ *   the protocol takes text (`acceptText`: STOMP clients send frames as text or binary).
  * - Ending or destroying the stream closes the WebSocket with a close frame; the WebSocket's
  *   close ends the stream. Errors of the WebSocket (an oversized or malformed frame, which
  *   `ws` answers with 1009/1002 itself, a reset) end the stream; they are not re-emitted.
@@ -37,7 +38,11 @@ export class WebSocketDuplex extends Duplex {
   /** The callback of the write the socket has not yet taken. */
   private pendingWrite: (() => void) | undefined;
 
-  constructor(private readonly socket: WebSocket) {
+  constructor(
+    private readonly socket: WebSocket,
+    /** Text messages are bytes too (STOMP); otherwise one closes the connection (MQTT). */
+    private readonly options: { readonly acceptText?: boolean } = {},
+  ) {
     // Once the peer's side ends, end ours too: a WebSocket is not half-open.
     super({ allowHalfOpen: false, decodeStrings: true });
     socket.binaryType = 'nodebuffer';
@@ -61,7 +66,7 @@ export class WebSocketDuplex extends Duplex {
 
   private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
     if (this.inputEnded) return;
-    if (!isBinary) {
+    if (!isBinary && this.options.acceptText !== true) {
       // MQTT-6.0.0-1: a data frame other than binary closes the connection.
       this.socket.close(WsCloseCode.UnsupportedData, 'binary frames only');
       this.endInput();

@@ -5,7 +5,14 @@ import { WebSocketServer } from 'ws';
 import { type HttpRoute, type HttpServers, refuseUpgrade, sharedHttpServers } from './http-server.js';
 import { listenHost } from './tcp.js';
 import { certificateInfo } from './tls-context.js';
-import type { ConnectionHandler, ConnectionInfo, Listener, ListenOptions, Transport } from './transport.js';
+import type {
+  ConnectionHandler,
+  ConnectionInfo,
+  Listener,
+  ListenOptions,
+  Transport,
+  WebSocketProtocolOptions,
+} from './transport.js';
 import { WebSocketDuplex } from './ws-stream.js';
 
 /** The path MQTT clients conventionally use, and ours when the URL gives none. */
@@ -23,6 +30,18 @@ export const DEFAULT_WS_CLOSE_TIMEOUT = 2000;
  * CONNECT packet decides.
  */
 export const MQTT_SUBPROTOCOLS = ['mqtt', 'mqttv3.1'] as const;
+
+/** The WebSocket subprotocols of STOMP, newest first; the CONNECT frame still negotiates the version. */
+export const STOMP_SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'] as const;
+
+/** How STOMP uses WebSocket: its subprotocols, and frames in text messages as well as binary ones. */
+export const STOMP_WEBSOCKET: WebSocketProtocolOptions = {
+  subprotocols: STOMP_SUBPROTOCOLS,
+  acceptText: true,
+};
+
+/** MQTT's way (MQTT 6.0): its subprotocols, binary messages only. */
+const MQTT_WEBSOCKET: WebSocketProtocolOptions = { subprotocols: MQTT_SUBPROTOCOLS, acceptText: false };
 
 /** Settings of the WebSocket transport. */
 export interface WebSocketTransportOptions {
@@ -45,21 +64,22 @@ type ServerSettings = ConstructorParameters<typeof WebSocketServer>[0] & { close
  * A client offering none is let in: several MQTT clients and embedded stacks omit the header,
  * and the first packet must still be a valid CONNECT.
  */
-function chooseSubprotocol(header: string | undefined): string | false | undefined {
+function chooseSubprotocol(ours: readonly string[], header: string | undefined): string | false | undefined {
   if (header === undefined) return undefined;
-  return preferredSubprotocol(new Set(header.split(',').map((p) => p.trim())));
+  return preferredSubprotocol(ours, new Set(header.split(',').map((p) => p.trim())));
 }
 
 /** Our preferred subprotocol among those offered, or `false` when none is ours. */
-function preferredSubprotocol(offered: ReadonlySet<string>): string | false {
-  return MQTT_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false;
+function preferredSubprotocol(ours: readonly string[], offered: ReadonlySet<string>): string | false {
+  return ours.find((p) => offered.has(p)) ?? false;
 }
 
 /**
  * MQTT over WebSocket (MQTT 6.0): `ws://HOST:PORT/PATH` and `wss://` (TLS from
- * `ListenOptions.tls`). The port is an HTTP server that other routes (other paths) may share;
- * the default ports are 80 and 443, the default path `/mqtt`. Liveness is left to the MQTT
- * Keep Alive: no WebSocket pings of our own (`ws` answers the client's).
+ * `ListenOptions.tls`); STOMP (`ws://HOST:PORT/stomp`) with `ListenOptions.webSocket`. The
+ * port is an HTTP server that other routes (other paths) may share; the default ports are 80
+ * and 443, the default path `/mqtt`. Liveness is left to the protocol (MQTT Keep Alive, STOMP
+ * heart-beats): no WebSocket pings of our own (`ws` answers the client's).
  */
 export class WebSocketTransport implements Transport {
   readonly schemes = ['ws:', 'wss:'] as const;
@@ -83,20 +103,21 @@ export class WebSocketTransport implements Transport {
     const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
     const path = url.pathname === '' || url.pathname === '/' ? DEFAULT_WS_PATH : url.pathname;
     const urlText = url.toString();
+    const { subprotocols, acceptText } = options.webSocket ?? MQTT_WEBSOCKET;
     const settings: ServerSettings = {
       noServer: true,
       clientTracking: false,
       perMessageDeflate: false,
       maxPayload: this.maxPayload,
       closeTimeout: this.closeTimeout,
-      handleProtocols: preferredSubprotocol,
+      handleProtocols: (offered) => preferredSubprotocol(subprotocols, offered),
     };
     const wsServer = new WebSocketServer(settings);
     const usernameFrom = options.tls?.usernameFrom;
     const askedForCertificate = options.tls?.requestCert === true;
     const accept = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-      if (chooseSubprotocol(request.headers['sec-websocket-protocol']) === false) {
-        refuseUpgrade(socket, 400, `no supported subprotocol: offer ${MQTT_SUBPROTOCOLS.join(' or ')}`);
+      if (chooseSubprotocol(subprotocols, request.headers['sec-websocket-protocol']) === false) {
+        refuseUpgrade(socket, 400, `no supported subprotocol: offer ${subprotocols.join(' or ')}`);
         return;
       }
       wsServer.handleUpgrade(request, socket, head, (webSocket) => {
@@ -110,7 +131,7 @@ export class WebSocketTransport implements Transport {
           secure,
           ...(certificate === undefined ? {} : { certificate }),
         };
-        handler(new WebSocketDuplex(webSocket), info);
+        handler(new WebSocketDuplex(webSocket, { acceptText }), info);
       });
     };
     // Only wss: serves TLS; a ws: listener ignores TLS settings given to every listener.

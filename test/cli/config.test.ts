@@ -149,6 +149,20 @@ queues:
   maxRedeliveries: 2
   deadLetterPrefix: dead.
   defaultPrefetch: 10
+stomp:
+  maxFrameSize: 65536
+  maxHeaders: 16
+  maxHeaderLength: 1024
+  connectTimeout: 2000
+  heartbeatSend: 0
+  heartbeatReceive: 30000
+  maxSubscriptions: 5
+  maxUnacknowledged: 8
+  maxTransactionFrames: 20
+  maxSendRate: 100
+  maxSendBytesRate: 100000
+  outboundSoftLimit: 1024
+  outboundHardLimit: 4096
 `;
 
 const FULL_CONFIG: CicadaConfig = {
@@ -257,6 +271,21 @@ const FULL_CONFIG: CicadaConfig = {
   },
   sys: { interval: 30 },
   queues: { maxMessages: 50, maxRedeliveries: 2, deadLetterPrefix: 'dead.', defaultPrefetch: 10 },
+  stomp: {
+    maxFrameSize: 65_536,
+    maxHeaders: 16,
+    maxHeaderLength: 1024,
+    connectTimeout: 2000,
+    heartbeatSend: 0,
+    heartbeatReceive: 30_000,
+    maxSubscriptions: 5,
+    maxUnacknowledged: 8,
+    maxTransactionFrames: 20,
+    maxSendRate: 100,
+    maxSendBytesRate: 100_000,
+    outboundSoftLimit: 1024,
+    outboundHardLimit: 4096,
+  },
 };
 
 describe('config: valid files', () => {
@@ -341,7 +370,7 @@ describe('config: defaults and reference', () => {
       'sys.interval',
     ];
     // Listeners, TLS, auth and ACL settings are the config's own; their table is checked above.
-    const own = /^(listeners|tls|auth|acl|limits|http|queues)\b/;
+    const own = /^(listeners|tls|auth|acl|limits|http|queues|stomp)\b/;
     assert.deepEqual(
       rows
         .map((row) => row.key)
@@ -444,7 +473,7 @@ describe('config: one-line errors', () => {
     [
       'a listen URL of another scheme',
       'listen: ["mqtt://0.0.0.0:1883", "ftp://0.0.0.0:21"]\n',
-      'listen[1] is "ftp://0.0.0.0:21", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws, wss, http or https, such as mqtt://0.0.0.0:1883',
+      'listen[1] is "ftp://0.0.0.0:21", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws, wss, stomp, stomps, http or https, such as mqtt://0.0.0.0:1883',
       'listen[1]',
     ],
     [
@@ -474,7 +503,7 @@ describe('config: one-line errors', () => {
     [
       'a listener URL of another scheme',
       'listeners:\n  - url: ftp://0.0.0.0:21\n',
-      'listeners[0].url is "ftp://0.0.0.0:21", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws, wss, http or https, such as mqtt://0.0.0.0:1883',
+      'listeners[0].url is "ftp://0.0.0.0:21", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws, wss, stomp, stomps, http or https, such as mqtt://0.0.0.0:1883',
       'listeners[0].url',
     ],
     [

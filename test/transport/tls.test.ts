@@ -49,8 +49,8 @@ describe('the TLS listener', { timeout: 60_000 }, () => {
     );
   });
 
-  test('serves the mqtts:, ssl: and tls: schemes', () => {
-    assert.deepEqual([...transport.schemes].sort(), ['mqtts:', 'ssl:', 'tls:']);
+  test('serves the mqtts:, ssl:, tls: and stomps: schemes', () => {
+    assert.deepEqual([...transport.schemes].sort(), ['mqtts:', 'ssl:', 'stomps:', 'tls:']);
   });
 });
 

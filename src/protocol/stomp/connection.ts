@@ -1,0 +1,439 @@
+import type { Duplex } from 'node:stream';
+import type { Broker } from '../../broker/broker.js';
+import type { ClientInfo, ClientLink, ServerDisconnectReason } from '../../broker/hooks.js';
+import type { QueueDelivery } from '../../broker/queues.js';
+import type { Session } from '../../broker/session.js';
+import {
+  encodeFrame,
+  getHeader,
+  StompCodecError,
+  StompDecoder,
+  type StompFrame,
+  type StompVersion,
+} from '../../codec/stomp/index.js';
+import type { MemoryWatch } from '../../limits/memory-watch.js';
+import { PublishThrottle } from '../../limits/publish-throttle.js';
+import { type Traffic, trafficOf } from '../../observe/traffic.js';
+import type { ConnectionInfo } from '../../transport/transport.js';
+import { drainDeliveries } from './delivery.js';
+import { dispatchFrame } from './dispatch.js';
+import { StompViolation } from './errors.js';
+import type { StompOptions } from './options.js';
+import { type QueueConsumerSubscription, SubscriptionTable } from './subscriptions.js';
+import { Transactions } from './transactions.js';
+
+/** Where a connection is in its life (STOMP 1.2 "Connecting": CONNECT first, once). */
+type ConnectionState = 'awaiting-connect' | 'connecting' | 'connected' | 'disconnecting' | 'closed';
+
+/** A queue delivery handed to the connection, waiting to be written. */
+export interface OutgoingQueueDelivery {
+  readonly subscription: QueueConsumerSubscription;
+  readonly delivery: QueueDelivery;
+}
+
+/** What the broker's ClientLink close reasons say in an ERROR frame. */
+const CLOSE_MESSAGES: Record<ServerDisconnectReason, string> = {
+  'session-taken-over': 'session taken over by another connection',
+  'server-shutting-down': 'server shutting down',
+  'administrative-action': 'disconnected by an administrator',
+  'keep-alive-timeout': 'heart-beat timeout',
+  'protocol-error': 'protocol error',
+};
+
+/** Line breaks and NULs cannot go into an unescaped header (1.0): an error message loses them. */
+function oneLine(text: string): string {
+  return text.replace(/[\r\n\0]+/g, ' ');
+}
+
+/**
+ * One STOMP network connection: decodes frames, runs them through their handlers one at a
+ * time and in order (a frame waiting on the broker holds the ones after it), writes what the
+ * broker delivers, and keeps the heart-beats. It is its session's ClientLink once connected.
+ * Every violation, codec error included, is answered with an ERROR frame and closes this
+ * connection only (STOMP 1.2 "ERROR").
+ */
+export class StompConnection implements ClientLink {
+  state: ConnectionState = 'awaiting-connect';
+  /** The negotiated version; 1.0 (no header escaping) until CONNECTED. */
+  version: StompVersion = '1.0';
+  session: Session | undefined;
+  client: ClientInfo | undefined;
+  /** ClientLink: 'slow-consumer' while the outbound buffer is over its soft limit. */
+  qos0DropReason: ClientLink['qos0DropReason'];
+  readonly subscriptions = new SubscriptionTable();
+  readonly transactions: Transactions;
+  /** Queue deliveries not yet written (the socket was busy, or they came mid-tick). */
+  readonly queueOutbox: OutgoingQueueDelivery[] = [];
+  readonly traffic: Traffic;
+  /** Undefined when nothing limits sending: the read path then costs one check. */
+  readonly throttle: PublishThrottle | undefined;
+  readonly outboundSoftLimit: number;
+  readonly outboundHardLimit: number;
+  /** Times reads were paused to slow this client's sending down. */
+  readPauses = 0;
+  /** True while reads are paused by the throttle: silence is then ours, not the client's. */
+  readsHeld = false;
+
+  private readonly decoder: StompDecoder;
+  private readonly inbox: StompFrame[] = [];
+  private busy = false;
+  /** A decoding error met while earlier frames were still being handled. */
+  private deferredError: unknown;
+  private lastReceivedAt = Date.now();
+  private lastSentAt = this.lastReceivedAt;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private sendBeatTimer: NodeJS.Timeout | undefined;
+  private receiveBeatTimer: NodeJS.Timeout | undefined;
+  /** RECEIPTs waiting on earlier ones or on the store: receipts go out in frame order. */
+  private receiptChain: Promise<void> | undefined;
+  private pendingReceipts = 0;
+  private drainScheduled = false;
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.lastSentAt = Date.now();
+    this.stream.uncork();
+  };
+  private readonly drainNow = (): void => {
+    this.drainScheduled = false;
+    if (this.state === 'connected') drainDeliveries(this);
+  };
+
+  constructor(
+    readonly stream: Duplex,
+    readonly info: ConnectionInfo,
+    readonly broker: Broker,
+    readonly options: StompOptions,
+    memory?: MemoryWatch,
+  ) {
+    this.decoder = new StompDecoder({
+      maxFrameSize: options.maxFrameSize,
+      maxHeaders: options.maxHeaders,
+      maxHeaderLength: options.maxHeaderLength,
+    });
+    this.transactions = new Transactions(options.maxTransactionFrames);
+    this.traffic = trafficOf(broker);
+    this.outboundSoftLimit = Math.max(options.outboundSoftLimit, stream.writableHighWaterMark);
+    this.outboundHardLimit = Math.max(
+      options.outboundHardLimit,
+      this.outboundSoftLimit + options.maxFrameSize,
+    );
+    this.throttle = PublishThrottle.create(
+      { messagesPerSecond: options.maxSendRate, bytesPerSecond: options.maxSendBytesRate },
+      memory,
+    );
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('drain', () => this.drained());
+    // Before the socket ends its own side (allowHalfOpen false): a truncated frame still gets its ERROR.
+    stream.prependListener('end', () => this.ended());
+    stream.on('close', () => this.teardown('socket-closed'));
+    stream.on('error', () => this.teardown('socket-error'));
+    this.connectTimer = setTimeout(() => this.teardown('connect-timeout'), options.connectTimeout);
+    this.connectTimer.unref();
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** The negotiated version: header escaping of every later frame follows it (STOMP 1.2 "Value Encoding"). */
+  setVersion(version: StompVersion): void {
+    this.version = version;
+    this.decoder.version = version;
+  }
+
+  // ---- inbound ------------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.lastReceivedAt = Date.now();
+    this.traffic.bytesReceived += chunk.length;
+    try {
+      this.decoder.push(chunk, (frame) => this.receive(frame));
+    } catch (error) {
+      // Frames before the bad bytes are answered first: fail once they are done.
+      if (this.busy || this.inbox.length > 0) {
+        this.deferredError = error;
+        this.stream.pause();
+      } else {
+        this.fail(error);
+      }
+    }
+  }
+
+  private ended(): void {
+    if (this.state === 'closed') return;
+    if (this.decoder.midFrame && this.deferredError === undefined && !this.busy && this.inbox.length === 0) {
+      this.fail(new StompViolation('truncated frame: the connection ended inside a frame'));
+      return;
+    }
+    this.teardown('client-closed');
+  }
+
+  /** Frames are handled strictly in order; while one waits (authentication, say) the rest queue. */
+  private receive(frame: StompFrame): void {
+    if (this.state === 'disconnecting' || this.state === 'closed') return;
+    if (this.busy || this.inbox.length > 0) {
+      this.inbox.push(frame);
+      this.stream.pause();
+      return;
+    }
+    this.run(frame);
+  }
+
+  private run(frame: StompFrame): void {
+    let pending: void | Promise<void>;
+    try {
+      pending = dispatchFrame(this, frame);
+    } catch (error) {
+      this.fail(error, frame);
+      return;
+    }
+    if (pending === undefined) return;
+    this.busy = true;
+    pending.then(
+      () => this.resume(),
+      (error: unknown) => this.fail(error, frame),
+    );
+  }
+
+  private resume(): void {
+    this.busy = false;
+    while (!this.busy && this.inbox.length > 0 && this.state !== 'closed' && this.state !== 'disconnecting')
+      this.run(this.inbox.shift()!);
+    if (this.busy || this.state === 'closed' || this.state === 'disconnecting') return;
+    if (this.deferredError !== undefined) this.fail(this.deferredError);
+    else this.stream.resume();
+  }
+
+  /** Reads pause until `until` resolves (the send throttle); the pause pushes back through TCP. */
+  holdReads(until: Promise<void>): Promise<void> {
+    this.readPauses++;
+    this.readsHeld = true;
+    this.stream.pause();
+    return until.then(() => {
+      this.readsHeld = false;
+      this.lastReceivedAt = Date.now();
+    });
+  }
+
+  // ---- heart-beats (STOMP 1.2 "Heart-beating") ------------------------------------------
+
+  /** CONNECTED went out: no connect timeout any more; heart-beats as negotiated (0: none). */
+  startHeartbeats(sendEvery: number, expectEvery: number): void {
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    if (sendEvery > 0) this.armSendBeat(sendEvery);
+    // More than twice the agreed interval without a byte: the client is gone.
+    if (expectEvery > 0) this.armReceiveBeat(expectEvery * 2);
+  }
+
+  private armSendBeat(interval: number): void {
+    const due = this.lastSentAt + interval - Date.now();
+    this.sendBeatTimer = setTimeout(
+      () => {
+        if (this.state === 'closed') return;
+        if (Date.now() - this.lastSentAt >= interval - 1) this.write(Buffer.from('\n'));
+        this.lastSentAt = Date.now();
+        this.armSendBeat(interval);
+      },
+      Math.max(0, due),
+    );
+    this.sendBeatTimer.unref();
+  }
+
+  private armReceiveBeat(silence: number): void {
+    const due = this.lastReceivedAt + silence - Date.now();
+    this.receiveBeatTimer = setTimeout(() => {
+      if (this.state === 'closed') return;
+      if (this.readsHeld) this.lastReceivedAt = Date.now();
+      if (Date.now() - this.lastReceivedAt > silence) {
+        this.fail(new StompViolation(`no heart-beat from the client for ${silence} ms`));
+        return;
+      }
+      this.armReceiveBeat(silence);
+    }, Math.max(0, due) + 1);
+    this.receiveBeatTimer.unref();
+  }
+
+  // ---- outbound ----------------------------------------------------------------------
+
+  /**
+   * Writes bytes. Everything written in one tick is corked into one vectored write (one
+   * syscall, one WebSocket message). Returns false once the client is a slow consumer:
+   * deliveries then wait until 'drain'.
+   */
+  write(bytes: Buffer): boolean {
+    if (this.state === 'closed' || this.stream.destroyed) return false;
+    if (!this.corked) {
+      this.corked = true;
+      this.stream.cork();
+      process.nextTick(this.uncork);
+    }
+    this.stream.write(bytes);
+    this.traffic.bytesSent += bytes.length;
+    return this.stream.writableLength <= this.outboundSoftLimit || this.overSoftLimit();
+  }
+
+  /** Encodes and writes one frame, with `content-length` when it has a body. */
+  sendFrame(command: string, headers: [string, string][], body?: Buffer): boolean {
+    if (body !== undefined) headers.push(['content-length', String(body.length)]);
+    return this.write(encodeFrame(command, headers, body, this.version));
+  }
+
+  /**
+   * Slow consumers, as for MQTT (src/protocol/mqtt/delivery.ts): past the soft limit QoS 0
+   * deliveries to this client are dropped and the rest wait in the session queue until
+   * 'drain'; past the hard limit (only a client that stopped reading gets there) it is closed.
+   */
+  private overSoftLimit(): false {
+    this.qos0DropReason = 'slow-consumer';
+    if (this.stream.writableLength > this.outboundHardLimit && this.state !== 'closed') {
+      // Not from inside the write: the caller may be in the middle of a delivery loop.
+      process.nextTick(() => this.fail(new StompViolation('slow consumer: outbound buffer over its limit')));
+    }
+    return false;
+  }
+
+  /** ClientLink: deliveries are waiting; sent on the next tick, batched. */
+  wake(): void {
+    if (this.drainScheduled || this.state !== 'connected') return;
+    this.drainScheduled = true;
+    process.nextTick(this.drainNow);
+  }
+
+  /** The client read everything we wrote: no longer a slow consumer. */
+  private drained(): void {
+    this.qos0DropReason = undefined;
+    this.wake();
+  }
+
+  /**
+   * Answers `frame` with a RECEIPT if it asked for one (STOMP 1.2 "RECEIPT"), once `durable`
+   * resolved and after every earlier receipt. A failed store write fails the connection: the
+   * client must not take the frame for done.
+   */
+  receipt(frame: StompFrame, durable?: Promise<void>): void {
+    const id = getHeader(frame, 'receipt');
+    const send = (): void => {
+      if (id !== undefined && this.state !== 'closed') this.sendFrame('RECEIPT', [['receipt-id', id]]);
+    };
+    if (durable === undefined && this.pendingReceipts === 0) {
+      send();
+      return;
+    }
+    this.pendingReceipts++;
+    this.receiptChain = (this.receiptChain ?? Promise.resolve())
+      .then(() => durable)
+      .then(
+        () => {
+          if (--this.pendingReceipts === 0) this.receiptChain = undefined;
+          send();
+        },
+        (error: unknown) => {
+          if (--this.pendingReceipts === 0) this.receiptChain = undefined;
+          this.fail(error);
+        },
+      );
+  }
+
+  /** Resolves once every receipt owed so far went out. */
+  receiptsSent(): Promise<void> {
+    return this.receiptChain ?? Promise.resolve();
+  }
+
+  /** A queue consumer's delivery: written on the next tick with the rest. */
+  enqueueQueueDelivery(subscription: QueueConsumerSubscription, delivery: QueueDelivery): void {
+    this.queueOutbox.push({ subscription, delivery });
+    this.wake();
+  }
+
+  // ---- closing -----------------------------------------------------------------------
+
+  /** DISCONNECT (STOMP 1.2 "DISCONNECT"): the receipt after everything before it, then a graceful close. */
+  disconnect(frame: StompFrame): Promise<void> {
+    this.state = 'disconnecting';
+    this.receipt(frame);
+    return this.receiptsSent().then(() => {
+      if (this.state === 'closed') return;
+      this.teardown('client-disconnect');
+      this.stream.end();
+    });
+  }
+
+  /** ClientLink: the broker closes us (shutdown, administrative action, takeover). */
+  close(reason: ServerDisconnectReason): void {
+    if (this.state === 'closed') return;
+    this.sendError(CLOSE_MESSAGES[reason], undefined, undefined, []);
+    this.teardown(reason);
+    this.stream.end();
+  }
+
+  /**
+   * Answers a violation or codec error with ERROR (`message`, the offending frame's receipt as
+   * `receipt-id`, a short body) and closes (STOMP 1.2 "ERROR"). Other errors are ours: logged,
+   * and the client is told only that something failed.
+   */
+  fail(error: unknown, frame?: StompFrame): void {
+    if (this.state === 'closed') return;
+    let message = 'internal error';
+    let detail: string | undefined;
+    let headers: readonly [string, string][] = [];
+    if (error instanceof StompViolation) {
+      message = error.message;
+      detail = error.detail;
+      headers = error.headers;
+    } else if (error instanceof StompCodecError) {
+      message = `malformed frame: ${error.message}`;
+    } else {
+      this.broker.options.onError(error);
+    }
+    const receiptId = frame === undefined ? undefined : getHeader(frame, 'receipt');
+    this.sendError(message, detail, receiptId, headers);
+    this.teardown(`protocol-error: ${message}`);
+    this.stream.end();
+  }
+
+  private sendError(
+    message: string,
+    detail: string | undefined,
+    receiptId: string | undefined,
+    extra: readonly [string, string][],
+  ): void {
+    const headers: [string, string][] = [['message', oneLine(message)], ...extra];
+    if (receiptId !== undefined) headers.push(['receipt-id', receiptId]);
+    headers.push(['content-type', 'text/plain']);
+    try {
+      this.sendFrame('ERROR', headers, Buffer.from(`${detail ?? message}\n`));
+    } catch {
+      // A receipt id 1.0 cannot carry: the ERROR goes without it.
+      this.sendFrame('ERROR', [['message', oneLine(message)]]);
+    }
+  }
+
+  /** Ends this connection's part: timers stop, transactions are aborted, the session is ended. */
+  teardown(reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.sendBeatTimer);
+    clearTimeout(this.receiveBeatTimer);
+    this.inbox.length = 0;
+    this.queueOutbox.length = 0;
+    // STOMP 1.2 "BEGIN": transactions still open when the connection ends are aborted.
+    this.transactions.clear();
+    // Unacknowledged queue deliveries go back to their queues.
+    for (const subscription of this.subscriptions.byId.values()) {
+      if (subscription.kind === 'queue') {
+        subscription.closed = true;
+        subscription.handle?.close();
+      }
+    }
+    const session = this.session;
+    if (session !== undefined) this.broker.disconnect(session, this, { reason, sendWill: false });
+    if (!this.stream.destroyed) {
+      // Let a final ERROR or RECEIPT flush, but never keep a dead peer's socket open.
+      setTimeout(() => this.stream.destroy(), 1000).unref();
+    }
+  }
+}
