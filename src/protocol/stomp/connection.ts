@@ -136,9 +136,12 @@ export class StompConnection implements ClientLink {
     return this.state === 'closed';
   }
 
-  /** The negotiated version: header escaping of every later frame follows it (STOMP 1.2 "Value Encoding"). */
-  setVersion(version: StompVersion): void {
-    this.version = version;
+  /**
+   * The negotiated version decodes every frame after CONNECT (STOMP 1.2 "Value Encoding"). What
+   * we send follows it only from CONNECTED on (`version`): until then the client knows no
+   * version, so an ERROR answering CONNECT is escaped as 1.0 (not at all).
+   */
+  decodeAs(version: StompVersion): void {
     this.decoder.version = version;
   }
 

@@ -64,7 +64,7 @@ export async function handleConnect(conn: StompConnection, frame: StompFrame): P
   conn.state = 'connecting';
   const version = negotiate(frame);
   // Now, before any await: frames the client sent right behind CONNECT are decoded with it.
-  conn.setVersion(version);
+  conn.decodeAs(version);
   const [clientSends, clientWants] = clientHeartbeat(frame);
   const { heartbeatSend, heartbeatReceive } = conn.options;
   // Each side sends no more often than the other can take (STOMP 1.2 "Heart-beating").
@@ -112,6 +112,7 @@ export async function handleConnect(conn: StompConnection, frame: StompFrame): P
   conn.session = outcome.session;
   conn.client = client;
   conn.state = 'connected';
+  conn.version = version;
   conn.sendFrame('CONNECTED', [
     ['version', version],
     ['heart-beat', `${heartbeatSend},${heartbeatReceive}`],
