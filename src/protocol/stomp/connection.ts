@@ -87,6 +87,8 @@ export class StompConnection implements ClientLink {
   /** RECEIPTs waiting on earlier ones or on the store: receipts go out in frame order. */
   private receiptChain: Promise<void> | undefined;
   private pendingReceipts = 0;
+  /** Failed, with the ERROR waiting for the receipts owed before it. */
+  private failing = false;
   private drainScheduled = false;
   private corked = false;
   private readonly uncork = (): void => {
@@ -175,7 +177,7 @@ export class StompConnection implements ClientLink {
 
   /** Frames are handled strictly in order; while one waits (authentication, say) the rest queue. */
   private receive(frame: StompFrame): void {
-    if (this.state === 'disconnecting' || this.state === 'closed') return;
+    if (this.state === 'disconnecting' || this.state === 'closed' || this.failing) return;
     if (this.busy || this.inbox.length > 0) {
       this.inbox.push(frame);
       this.stream.pause();
@@ -378,7 +380,19 @@ export class StompConnection implements ClientLink {
    * and the client is told only that something failed.
    */
   fail(error: unknown, frame?: StompFrame): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.failing) return;
+    if (this.pendingReceipts > 0) {
+      // Receipts owed for earlier frames go first: the client learns what did succeed.
+      this.failing = true;
+      this.inbox.length = 0;
+      this.stream.pause();
+      const after = (): void => {
+        this.failing = false;
+        this.fail(error, frame);
+      };
+      this.receiptChain!.then(after, after);
+      return;
+    }
     let message = 'internal error';
     let detail: string | undefined;
     let headers: readonly [string, string][] = [];

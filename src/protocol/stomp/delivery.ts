@@ -35,7 +35,11 @@ function drainQueueDeliveries(conn: StompConnection): boolean {
   let taken = 0;
   let open = true;
   while (open && taken < outbox.length) {
-    const { subscription, delivery } = outbox[taken++]!;
+    const { subscription, delivery } = outbox[taken]!;
+    // The queue delivers as soon as the consumer exists, before the SUBSCRIBE is answered:
+    // held until it is (its RECEIPT first, and a handle to acknowledge with).
+    if (subscription.handle === undefined && !subscription.closed) break;
+    taken++;
     // Ended since: the queue took its unacknowledged deliveries back.
     if (subscription.closed) continue;
     const headers: [string, string][] = [];
@@ -45,7 +49,7 @@ function drainQueueDeliveries(conn: StompConnection): boolean {
     if (subscription.ackMode === 'auto') {
       open = writeMessage(conn, headers, delivery.message);
       // Acknowledged as written: the queue never waits on a client that asked for none.
-      subscription.handle?.ack(delivery.deliveryId);
+      subscription.handle!.ack(delivery.deliveryId);
     } else {
       conn.subscriptions.awaitAck(messageId, {
         kind: 'queue',

@@ -179,6 +179,7 @@ async function subscribeQueue(
   }
   subscription.handle = result;
   conn.receipt(frame);
+  conn.wake();
 }
 
 /** UNSUBSCRIBE (STOMP 1.2 "UNSUBSCRIBE"): by `id` (1.0: or by destination). */
