@@ -19,6 +19,7 @@ export type { Store } from './broker/store.js';
 export type { ConnectionGateOptions, LimitsOptions } from './limits/index.js';
 export { Limits } from './limits/index.js';
 export type { MqttOptions } from './protocol/mqtt/options.js';
+export type { StompOptions } from './protocol/stomp/options.js';
 export {
   Cicada,
   type CicadaListenOptions,
