@@ -324,11 +324,11 @@ describe('command-line arguments', () => {
     [['--log-level', 'loud'], `option '--log-level' is "loud", expected one of error, warn, info, debug`],
     [
       ['--listen', 'ftp://0.0.0.0:21'],
-      `option '--listen' is "ftp://0.0.0.0:21", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws, wss, http or https, such as mqtt://0.0.0.0:1883`,
+      `option '--listen' is "ftp://0.0.0.0:21", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws, wss, stomp, stomps, http or https, such as mqtt://0.0.0.0:1883`,
     ],
     [
       ['-l', '1883'],
-      `option '-l' is "1883", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws, wss, http or https, such as mqtt://0.0.0.0:1883`,
+      `option '-l' is "1883", expected a URL with scheme mqtt, tcp, mqtts, ssl, tls, ws, wss, stomp, stomps, http or https, such as mqtt://0.0.0.0:1883`,
     ],
   ];
   for (const [argv, message] of mistakes) {

@@ -1,6 +1,7 @@
 import { getHeader, type StompFrame } from '../../codec/stomp/index.js';
 import type { StompConnection } from './connection.js';
 import { missingHeader, StompViolation } from './errors.js';
+import type { Unacked } from './subscriptions.js';
 
 /**
  * ACK and NACK (STOMP 1.2 "ACK", "NACK"). The MESSAGE is named by `id` (1.2, the MESSAGE's
@@ -40,14 +41,7 @@ export function handleAck(conn: StompConnection, frame: StompFrame): void {
 export function applyAck(conn: StompConnection, messageId: string, negative: boolean): void {
   const settled = conn.subscriptions.settle(messageId);
   if (settled.length === 0) return;
-  const session = conn.session!;
-  for (const entry of settled) {
-    if (entry.kind === 'topic') {
-      const { pending } = entry;
-      if (--pending.remaining === 0 && pending.packetId !== undefined)
-        conn.broker.complete(session, pending.packetId);
-    }
-  }
+  releaseTopicMessages(conn, settled);
   // The queue settles a `client` subscription's earlier deliveries itself.
   const last = settled[settled.length - 1]!;
   if (last.kind === 'queue' && !last.subscription.closed) {
@@ -56,4 +50,14 @@ export function applyAck(conn: StompConnection, messageId: string, negative: boo
     else handle?.ack(last.deliveryId);
   }
   conn.wake();
+}
+
+/** Topic MESSAGEs settled: a QoS 1 delivery is complete once every MESSAGE made of it is. */
+export function releaseTopicMessages(conn: StompConnection, settled: readonly Unacked[]): void {
+  for (const entry of settled) {
+    if (entry.kind !== 'topic') continue;
+    const { pending } = entry;
+    if (--pending.remaining === 0 && pending.packetId !== undefined)
+      conn.broker.complete(conn.session!, pending.packetId);
+  }
 }

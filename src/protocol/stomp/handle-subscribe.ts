@@ -5,6 +5,7 @@ import { describeTopicFault, topicFault } from '../../limits/topic-limits.js';
 import type { StompConnection } from './connection.js';
 import { subscribeDestination } from './destinations.js';
 import { missingHeader, StompViolation } from './errors.js';
+import { releaseTopicMessages } from './handle-ack.js';
 import type {
   FilterEntry,
   QueueConsumerSubscription,
@@ -199,13 +200,7 @@ export function handleUnsubscribe(conn: StompConnection, frame: StompFrame): voi
 export function endSubscription(conn: StompConnection, subscription: StompSubscription): void {
   const table = conn.subscriptions;
   table.byId.delete(subscription.id);
-  const session = conn.session!;
-  for (const entry of table.settleAll(subscription)) {
-    if (entry.kind !== 'topic') continue;
-    const { pending } = entry;
-    if (--pending.remaining === 0 && pending.packetId !== undefined)
-      conn.broker.complete(session, pending.packetId);
-  }
+  releaseTopicMessages(conn, table.settleAll(subscription));
   if (subscription.kind === 'queue') {
     subscription.closed = true;
     subscription.handle?.close();
@@ -220,7 +215,7 @@ export function endSubscription(conn: StompConnection, subscription: StompSubscr
   if (entry.subscriptions.length === 0) {
     table.filters.delete(entry.filter);
     table.targets.delete(entry.brokerId);
-    conn.broker.unsubscribe(session, [entry.filter]);
+    conn.broker.unsubscribe(conn.session!, [entry.filter]);
   }
   conn.wake();
 }
