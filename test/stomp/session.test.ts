@@ -219,3 +219,46 @@ describe('STOMP transactions', () => {
     }
   });
 });
+
+describe('STOMP slow consumers', () => {
+  test('a reader that stops reading: QoS 0 to it is dropped, QoS 1 waits and arrives once it reads again', async () => {
+    const b = await startStompBroker({ stomp: { outboundSoftLimit: 1024 } });
+    try {
+      const reader = await RawStomp.connect(b.port);
+      reader.send('SUBSCRIBE', [
+        ['id', 's'],
+        ['destination', '/topic/firehose.#'],
+        ['receipt', 'subscribed'],
+      ]);
+      await reader.nextFrame(1);
+      reader.socket.pause();
+      let slow = false;
+      b.broker.on('dropped', (_message, _clientId, reason) => {
+        if (reason === 'slow-consumer') slow = true;
+      });
+      const payload = Buffer.alloc(4096, 'x');
+      // Until the socket buffers are full and the broker drops for this reader.
+      for (let round = 0; !slow && round < 10_000; round++) {
+        for (let i = 0; i < 16; i++) await b.broker.publish({ topic: 'firehose/qos0', payload });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.ok(slow, 'QoS 0 dropped for the slow reader');
+      for (let i = 0; i < 10; i++)
+        await b.broker.publish({ topic: 'firehose/qos1', payload: `q${i}`, qos: 1 });
+      reader.socket.resume();
+      await until(
+        () => reader.frames.filter((f) => header(f, 'destination') === '/topic/firehose.qos1').length === 10,
+        'every QoS 1 message',
+      );
+      assert.deepEqual(
+        reader.frames
+          .filter((f) => header(f, 'destination') === '/topic/firehose.qos1')
+          .map((f) => f.body.toString()),
+        Array.from({ length: 10 }, (_, i) => `q${i}`),
+      );
+      reader.close();
+    } finally {
+      await b.close();
+    }
+  });
+});
