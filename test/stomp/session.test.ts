@@ -262,3 +262,18 @@ describe('STOMP slow consumers', () => {
     }
   });
 });
+
+describe('STOMP connect timeout', () => {
+  test('a connection that sends no CONNECT in time gets an ERROR and is closed', async () => {
+    const b = await startStompBroker({ stomp: { connectTimeout: 50 } });
+    try {
+      const idle = await RawStomp.open(b.port);
+      idle.write('\n');
+      const [error] = await within(idle.untilClosed(), 'the idle connection closed');
+      assert.equal(error?.command, 'ERROR');
+      assert.equal(header(error!, 'message'), 'no CONNECT within 50 ms');
+    } finally {
+      await b.close();
+    }
+  });
+});

@@ -130,7 +130,10 @@ export class StompConnection implements ClientLink {
     stream.prependListener('end', () => this.ended());
     stream.on('close', () => this.teardown('socket-closed'));
     stream.on('error', () => this.teardown('socket-error'));
-    this.connectTimer = setTimeout(() => this.teardown('connect-timeout'), options.connectTimeout);
+    this.connectTimer = setTimeout(
+      () => this.fail(new StompViolation(`no CONNECT within ${options.connectTimeout} ms`)),
+      options.connectTimeout,
+    );
     this.connectTimer.unref();
   }
 

@@ -1,4 +1,4 @@
-import { isExpired } from '../../broker/message.js';
+import { isExpired, type QoS } from '../../broker/message.js';
 import type { QueuedDelivery } from '../../broker/session.js';
 import type { StompConnection } from './connection.js';
 import { messageHead, messageTail } from './headers.js';
@@ -47,7 +47,7 @@ function drainQueueDeliveries(conn: StompConnection): boolean {
     if (delivery.redelivered)
       headers.push(['redelivered', 'true'], ['delivery-count', String(delivery.deliveryCount)]);
     if (subscription.ackMode === 'auto') {
-      open = writeMessage(conn, headers, delivery.message);
+      open = writeMessage(conn, headers, delivery.message, 1);
       // Acknowledged as written: the queue never waits on a client that asked for none.
       subscription.handle!.ack(delivery.deliveryId);
     } else {
@@ -56,7 +56,7 @@ function drainQueueDeliveries(conn: StompConnection): boolean {
         subscription,
         deliveryId: delivery.deliveryId,
       });
-      open = writeMessage(conn, headers, delivery.message);
+      open = writeMessage(conn, headers, delivery.message, 1);
     }
   }
   outbox.splice(0, taken);
@@ -81,7 +81,7 @@ function writeTopicDelivery(conn: StompConnection, delivery: QueuedDelivery): bo
       pending.remaining++;
       table.awaitAck(messageId, { kind: 'topic', subscription, pending });
     }
-    if (!writeMessage(conn, headers, delivery.message)) open = false;
+    if (!writeMessage(conn, headers, delivery.message, delivery.qos)) open = false;
   };
   for (const id of delivery.subscriptionIds ?? []) {
     const target = table.targets.get(id);
@@ -91,9 +91,6 @@ function writeTopicDelivery(conn: StompConnection, delivery: QueuedDelivery): bo
   }
   if (pending === undefined && delivery.packetId !== undefined)
     conn.broker.complete(conn.session!, delivery.packetId);
-  const { traffic } = conn;
-  traffic.messagesSent[delivery.qos]++;
-  traffic.payloadBytesSent[delivery.qos] += delivery.message.payload.length;
   return open;
 }
 
@@ -110,11 +107,16 @@ function startHeaders(
   return messageId;
 }
 
+/** Writes one MESSAGE, counted as the traffic metrics count an MQTT PUBLISH of that QoS. */
 function writeMessage(
   conn: StompConnection,
   headers: readonly (readonly [string, string])[],
   message: QueuedDelivery['message'],
+  qos: QoS,
 ): boolean {
+  const { traffic } = conn;
+  traffic.messagesSent[qos]++;
+  traffic.payloadBytesSent[qos] += message.payload.length;
   const tail = messageTail(message, conn.version);
   conn.write(messageHead(headers, conn.version));
   return conn.write(tail);
