@@ -166,7 +166,9 @@ export type DropReason =
   /** QoS 0 to a client whose outbound buffer is over its soft limit (it does not read fast enough). */
   | 'slow-consumer'
   /** QoS 0 while the process's memory is above its high-water mark. */
-  | 'memory-pressure';
+  | 'memory-pressure'
+  /** Waiting in a point-to-point queue when an administrator purged it. */
+  | 'purged';
 
 /** Typed broker events. */
 export interface BrokerEvents {

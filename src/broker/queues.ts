@@ -343,6 +343,23 @@ export class QueueManager {
   }
 
   /**
+   * Drops every message of a queue waiting for a consumer, from memory and the store (an
+   * operator's purge); delivered, unacknowledged ones stay with their consumers. How many
+   * were dropped, or undefined when no queue has that name.
+   */
+  purge(name: string): number | undefined {
+    const queue = this.queues.get(name);
+    if (queue === undefined) return undefined;
+    let purged = 0;
+    for (let entry = queue.pending.shift(); entry !== undefined; entry = queue.pending.shift()) {
+      this.remove(queue, entry);
+      this.host.dropped(entry.message, 'purged');
+      purged++;
+    }
+    return purged;
+  }
+
+  /**
    * The store is about to close: consumers end, their deliveries go back to their queues in
    * memory only (the store already has them, with their delivery counts), and nothing more is written.
    */
