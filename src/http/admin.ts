@@ -10,6 +10,7 @@ import {
   sessionList,
   subscriptionList,
 } from '../broker/inspect.js';
+import { queueTotals } from '../observe/broker-metrics.js';
 import { HttpError, isObject } from './app.js';
 import { ADMIN_COOKIE, unauthorized } from './caller.js';
 import type { HttpContext, HttpModule } from './context.js';
@@ -17,9 +18,9 @@ import { messageJson } from './message-json.js';
 import { paginate } from './paging.js';
 
 /**
- * The admin API: what the broker holds (clients, sessions, subscriptions, retained
- * messages, counters) and the administrator's actions (kick, delete a session, clear a
- * retained message), plus the login that gives a browser the admin cookie.
+ * The admin API: what the broker holds (clients, sessions, subscriptions, queues, retained
+ * messages, counters) and the administrator's actions (kick, delete a session, purge a
+ * queue, clear a retained message), plus the login that gives a browser the admin cookie.
  */
 export const adminRoutes: HttpModule = (app, context) => {
   const { broker } = context;
@@ -118,6 +119,41 @@ export const adminRoutes: HttpModule = (app, context) => {
     admin,
   );
 
+  // ---- point-to-point queues ($queue/<name>, STOMP /queue/<name>); a name with '/' is sent as %2F
+  app.route(
+    'GET',
+    '/api/v1/queues',
+    ({ query, send }) => {
+      const search = query.get('search') ?? '';
+      const found = broker.queues.list().filter((q) => search === '' || q.name.includes(search));
+      send(
+        200,
+        paginate(found, (q) => q.name, query),
+      );
+    },
+    admin,
+  );
+  app.route(
+    'GET',
+    '/api/v1/queues/:name',
+    ({ params, send }) => {
+      const queue = broker.queues.get(params['name'] ?? '');
+      if (queue === undefined) throw notFound('queue', params['name']);
+      send(200, queue);
+    },
+    admin,
+  );
+  app.route(
+    'DELETE',
+    '/api/v1/queues/:name/messages',
+    ({ params, send }) => {
+      const purged = broker.queues.purge(params['name'] ?? '');
+      if (purged === undefined) throw notFound('queue', params['name']);
+      send(200, { purged });
+    },
+    admin,
+  );
+
   // ---- retained messages
   app.route(
     'GET',
@@ -152,6 +188,7 @@ function stats(context: HttpContext): Record<string, number> {
   return {
     uptimeSeconds: Math.floor((Date.now() - context.startedAt) / 1000),
     ...brokerCounts(context.broker),
+    ...queueTotals(context.broker),
     messagesIn: 0,
     messagesOut: 0,
     bytesIn: 0,
