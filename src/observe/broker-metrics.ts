@@ -2,6 +2,7 @@ import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Broker } from '../broker/broker.js';
 import type { ClientInfo, DropReason } from '../broker/hooks.js';
 import type { Message } from '../broker/message.js';
+import type { QueueSummary } from '../broker/queues.js';
 import { type Counter, type Histogram, Registry } from './metrics.js';
 import { trafficOf } from './traffic.js';
 
@@ -19,6 +20,10 @@ export interface BrokerSnapshot {
   /** QoS 1 and 2 deliveries sent and not yet acknowledged. */
   readonly inflight: number;
   readonly retained: number;
+  /** Point-to-point queues. */
+  readonly queues: number;
+  /** Messages waiting in queues for a consumer (unacknowledged ones not counted). */
+  readonly queueMessages: number;
 }
 
 /** Cumulative counters for `GET /api/v1/stats` (the dashboard derives rates from them). */
@@ -28,6 +33,10 @@ export interface BrokerStats {
   sessions: number;
   subscriptions: number;
   retained: number;
+  /** Point-to-point queues. */
+  queues: number;
+  /** Messages waiting in queues for a consumer. */
+  queueMessages: number;
   /** PUBLISH messages accepted into the broker (from clients, wills, the HTTP API). */
   messagesIn: number;
   /** PUBLISH packets sent to clients. */
@@ -47,6 +56,28 @@ export interface RefusedLogin {
 
 const QOS_LEVELS = [0, 1, 2] as const;
 const UNKNOWN_LISTENER = 'embedded';
+
+/**
+ * Most queues given their own `{queue}` series: a broker may hold any number of queues and
+ * each series costs Prometheus memory, so beyond this only the deepest are exported.
+ */
+export const MAX_QUEUE_SERIES = 1000;
+
+/** Queues and the messages waiting in them, summed. */
+export function queueTotals(broker: Broker): { queues: number; queueMessages: number } {
+  const queues = broker.queues.list();
+  let queueMessages = 0;
+  for (const queue of queues) queueMessages += queue.depth;
+  return { queues: queues.length, queueMessages };
+}
+
+/** The `limit` queues with the most waiting messages (ties by name), or all of them when not more. */
+export function deepestQueues(queues: QueueSummary[], limit = MAX_QUEUE_SERIES): QueueSummary[] {
+  if (queues.length <= limit) return queues;
+  return queues
+    .sort((a, b) => b.depth - a.depth || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .slice(0, limit);
+}
 
 /** Counts the broker state once, walking the sessions (at scrape time, not on every change). */
 export function snapshotOf(broker: Broker): BrokerSnapshot {
@@ -73,6 +104,7 @@ export function snapshotOf(broker: Broker): BrokerSnapshot {
     queued,
     inflight,
     retained: broker.retainedCount,
+    ...queueTotals(broker),
   };
 }
 
@@ -206,6 +238,37 @@ export class BrokerMetrics {
       retained.set(undefined, snapshot.retained);
     };
 
+    // ---- point-to-point queues
+    const queueCount = r.gauge({ name: 'cicada_queues', help: 'Point-to-point queues' });
+    const queueMessages = r.gauge({
+      name: 'cicada_queue_messages',
+      help: `Messages waiting in a queue for a consumer (the ${MAX_QUEUE_SERIES} deepest queues)`,
+      labelNames: ['queue'],
+    });
+    const queueUnacknowledged = r.gauge({
+      name: 'cicada_queue_unacknowledged',
+      help: `Messages delivered from a queue and not yet acknowledged (the ${MAX_QUEUE_SERIES} deepest queues)`,
+      labelNames: ['queue'],
+    });
+    const queueConsumers = r.gauge({
+      name: 'cicada_queue_consumers',
+      help: `Consumers of a queue (the ${MAX_QUEUE_SERIES} deepest queues)`,
+      labelNames: ['queue'],
+    });
+    queueCount.collect = () => {
+      const all = broker.queues.list();
+      queueCount.set(undefined, all.length);
+      queueMessages.reset();
+      queueUnacknowledged.reset();
+      queueConsumers.reset();
+      for (const queue of deepestQueues(all)) {
+        const labels = { queue: queue.name };
+        queueMessages.set(labels, queue.depth);
+        queueUnacknowledged.set(labels, queue.unacknowledged);
+        queueConsumers.set(labels, queue.consumers);
+      }
+    };
+
     // ---- store and process
     this.commitDuration = r.histogram({
       name: 'cicada_store_commit_duration_seconds',
@@ -291,6 +354,8 @@ export class BrokerMetrics {
       sessions: snapshot.sessions,
       subscriptions: snapshot.subscriptions,
       retained: snapshot.retained,
+      queues: snapshot.queues,
+      queueMessages: snapshot.queueMessages,
       messagesIn: this.messagesReceived,
       messagesOut: traffic.messagesSentTotal,
       bytesIn: traffic.bytesReceived,

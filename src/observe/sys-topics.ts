@@ -103,6 +103,9 @@ export class SysTopics {
       ['messages/stored', String(snapshot.retained + snapshot.queued + snapshot.inflight)],
       ['retained messages/count', String(snapshot.retained)],
       ['subscriptions/count', String(snapshot.subscriptions)],
+      // Not Mosquitto's (it has no queues): point-to-point queues and what waits in them.
+      ['queues/count', String(snapshot.queues)],
+      ['queues/messages', String(snapshot.queueMessages)],
       ['bytes/received', String(traffic.bytesReceived)],
       ['bytes/sent', String(traffic.bytesSent)],
       ['heap/current', String(memory.heapUsed)],
