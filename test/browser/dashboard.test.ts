@@ -10,8 +10,9 @@ import { ADMIN_TOKEN, httpBroker } from '../http/support.js';
 
 /**
  * The web dashboard in a real browser (headless Chromium) against a real broker: sign in
- * with the admin token, see an MQTT.js client in the client list and kick it, watch a topic
- * filter in the topic explorer while an MQTT.js client publishes, clear a retained message.
+ * with the admin token, see an MQTT.js client counted and the queue it publishes to listed on
+ * the overview, see it in the client list and kick it, watch a topic filter in the topic
+ * explorer while an MQTT.js client publishes, clear a retained message.
  * Screenshots go to test-artifacts/.
  */
 
@@ -93,6 +94,12 @@ describe('the web dashboard in Chromium', { timeout: 90_000 }, () => {
     await signIn(page, base);
     // The overview's tiles come from /api/v1/stats: the MQTT.js client is counted.
     await page.locator('[data-stat="connections"]').filter({ hasText: /^1$/ }).waitFor();
+    // Queues: counted in the tiles and listed with their depth (GET /api/v1/queues).
+    for (const job of ['job-1', 'job-2']) await victim.publishAsync('$queue/dashboard-jobs', job, { qos: 1 });
+    await page.locator('[data-stat="queues"]').filter({ hasText: /^1$/ }).waitFor();
+    await page.locator('[data-stat="queueMessages"]').filter({ hasText: /^2$/ }).waitFor();
+    const queueRow = page.getByRole('table', { name: 'Queues' }).getByRole('row', { name: /dashboard-jobs/ });
+    assert.deepEqual(await queueRow.getByRole('cell').allTextContents(), ['dashboard-jobs', '2', '0', '0']);
     await screenshot(page, 'dashboard-overview.png');
 
     // Clients: the MQTT.js client is listed, a search for something else hides it, then kick.

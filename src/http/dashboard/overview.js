@@ -1,10 +1,12 @@
 // Overview: /api/v1/stats polled every 2 s while the view is shown; message rates are the
-// deltas of the cumulative counters divided by the time between two polls.
-import { api } from './api.js';
+// deltas of the cumulative counters divided by the time between two polls. Below the charts,
+// the first queues by name (GET /api/v1/queues): a glance, not a queue browser.
+import { api, query } from './api.js';
 import { LineChart } from './chart.js';
-import { count, duration, say } from './dom.js';
+import { count, duration, fillRows, h, say } from './dom.js';
 
 const POLL_MS = 2000;
+const QUEUES_SHOWN = 10;
 
 let timer;
 let previous;
@@ -29,6 +31,23 @@ function showTiles(stats) {
   }
 }
 
+function showQueues(page) {
+  const rows = page.items.map((queue) =>
+    h(
+      'tr',
+      {},
+      h('td', { class: 'mono' }, queue.name),
+      h('td', { class: 'num' }, count(queue.depth)),
+      h('td', { class: 'num' }, count(queue.unacknowledged)),
+      h('td', { class: 'num' }, count(queue.consumers)),
+    ),
+  );
+  fillRows(document.getElementById('queues-rows'), rows, 'No queues.', 4);
+  const caption = document.getElementById('queues-caption');
+  caption.textContent = `The first ${page.items.length} queues by name`;
+  caption.hidden = page.next === null;
+}
+
 /** Per-second rates of the counters since the previous poll; undefined on the first poll or after a restart. */
 function rates(stats, at) {
   const before = previous;
@@ -43,8 +62,9 @@ function rates(stats, at) {
 
 async function poll() {
   try {
-    const stats = await api('stats');
+    const [stats, queues] = await Promise.all([api('stats'), api(`queues${query({ limit: QUEUES_SHOWN })}`)]);
     showTiles(stats);
+    showQueues(queues);
     connectionsChart.push([stats.connections, stats.sessions]);
     const perSecond = rates(stats, performance.now());
     if (perSecond !== undefined) ratesChart.push(perSecond);
