@@ -22,7 +22,8 @@ import type { MemoryWatch } from '../../limits/memory-watch.js';
 import { PublishThrottle } from '../../limits/publish-throttle.js';
 import { type Traffic, trafficOf } from '../../observe/traffic.js';
 import type { ConnectionInfo } from '../../transport/transport.js';
-import { drainDeliveries, overSoftLimit } from './delivery.js';
+import { OutboundWriter } from '../outbound.js';
+import { drainDeliveries } from './delivery.js';
 import { dispatchPacket } from './dispatch.js';
 import { ProtocolViolation, serverDisconnectCode } from './errors.js';
 import type { AuthExchange } from './handle-auth.js';
@@ -67,10 +68,6 @@ export class MqttConnection implements ClientLink {
   pendingAcks = 0;
   /** ClientLink: 'slow-consumer' while the outbound buffer is over its soft limit (see delivery.ts). */
   qos0DropReason: ClientLink['qos0DropReason'];
-  /** Outbound bytes buffered beyond which the client is a slow consumer: never below the stream's own mark, so 'drain' follows. */
-  readonly outboundSoftLimit: number;
-  /** Outbound bytes buffered beyond which the connection is closed: never below the soft limit plus one largest packet. */
-  readonly outboundHardLimit: number;
   /** Times reads were paused to slow this client's publishing down (rates, memory pressure). */
   readPauses = 0;
   /** True while reads are paused by the throttle: idleness is then ours, not the client's. */
@@ -89,15 +86,9 @@ export class MqttConnection implements ClientLink {
   private readonly openedAt = this.lastActivity;
   /** Idle time allowed before the connection is closed: the connect timeout, then 1.5x Keep Alive. */
   private idleLimit: number;
+  /** Outbound bytes: batched per tick, parked past the stream's mark, bounded (see delivery.ts). */
+  private readonly out: OutboundWriter;
   private drainScheduled = false;
-  private corked = false;
-  /** Encoded bytes waiting for 'drain' (see `write`). */
-  private parked: Buffer[] = [];
-  private parkedBytes = 0;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.stream.uncork();
-  };
   private readonly drainNow = (): void => {
     this.drainScheduled = false;
     if (this.state === 'connected') drainDeliveries(this);
@@ -114,16 +105,30 @@ export class MqttConnection implements ClientLink {
       maxPacketSize: options.maxPacketSize,
     });
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('drain', () => this.drained());
     stream.on('end', () => this.teardown('client-closed', true));
     stream.on('close', () => this.teardown('socket-closed', true));
     stream.on('error', () => this.teardown('socket-error', true));
     this.idleLimit = options.connectTimeout;
     this.traffic = trafficOf(broker);
-    this.outboundSoftLimit = Math.max(options.outboundSoftLimit, stream.writableHighWaterMark);
-    this.outboundHardLimit = Math.max(
-      options.outboundHardLimit,
-      this.outboundSoftLimit + options.maxPacketSize,
+    this.out = new OutboundWriter(
+      stream,
+      {
+        softLimit: options.outboundSoftLimit,
+        hardLimit: options.outboundHardLimit,
+        largestFrame: options.maxPacketSize,
+      },
+      this.traffic,
+      {
+        overSoftLimit: () => {
+          this.qos0DropReason = 'slow-consumer';
+        },
+        overHardLimit: () => this.closeOverloaded(),
+        drained: () => {
+          // The client read everything we wrote: no longer a slow consumer.
+          this.qos0DropReason = undefined;
+          this.wake();
+        },
+      },
     );
     this.throttle = PublishThrottle.create(
       { messagesPerSecond: options.maxPublishRate, bytesPerSecond: options.maxPublishBytesRate },
@@ -133,6 +138,16 @@ export class MqttConnection implements ClientLink {
 
   get closed(): boolean {
     return this.state === 'closed';
+  }
+
+  /** Outbound bytes unsent beyond which the client is a slow consumer: never below the stream's own mark, so 'drain' follows. */
+  get outboundSoftLimit(): number {
+    return this.out.softLimit;
+  }
+
+  /** Outbound bytes unsent beyond which the connection is closed: never below the soft limit plus one largest packet. */
+  get outboundHardLimit(): number {
+    return this.out.hardLimit;
   }
 
   // ---- inbound ------------------------------------------------------------------------
@@ -221,52 +236,21 @@ export class MqttConnection implements ClientLink {
   }
 
   /**
-   * Writes already-encoded bytes. Everything written in one tick (the acknowledgements of a
-   * group commit, say) is corked into one vectored write: one syscall instead of one each.
-   * Past the stream's high-water mark bytes are parked and written on 'drain', so one write
-   * never holds more than about the mark: bigger writes stretch every subscriber's latency
-   * (fan-out throughput fell ~30% when deliveries ran on to the soft limit unparked).
+   * Writes already-encoded bytes after everything before (see OutboundWriter: batched per
+   * tick, parked past the stream's mark). False once the client is a slow consumer (delivery.ts).
    */
   write(bytes: Buffer): boolean {
-    this.traffic.bytesSent += bytes.length;
-    const stream = this.stream;
-    if (this.parkedBytes > 0 || stream.writableNeedDrain) {
-      this.parked.push(bytes);
-      this.parkedBytes += bytes.length;
-    } else {
-      if (!this.corked) {
-        this.corked = true;
-        stream.cork();
-        process.nextTick(this.uncork);
-      }
-      stream.write(bytes);
-    }
-    // True while the client keeps up; false once it is a slow consumer (see delivery.ts).
-    return stream.writableLength + this.parkedBytes <= this.outboundSoftLimit || overSoftLimit(this);
+    return this.out.write(bytes);
   }
 
   /** Unsent bytes: in the stream's buffer and parked behind it. */
   get unsentBytes(): number {
-    return this.stream.writableLength + this.parkedBytes;
-  }
-
-  /** Moves parked bytes to the stream until it is past its mark again (or all of them when closing). */
-  private unpark(all: boolean): void {
-    const parked = this.parked;
-    let i = 0;
-    while (i < parked.length && (all || !this.stream.writableNeedDrain)) {
-      const bytes = parked[i]!;
-      parked[i++] = undefined as unknown as Buffer;
-      this.parkedBytes -= bytes.length;
-      this.stream.write(bytes);
-    }
-    this.parked = i === parked.length ? [] : parked.slice(i);
+    return this.out.unsentBytes;
   }
 
   /** Ends the stream after everything written, parked bytes included. */
   end(): void {
-    if (this.parkedBytes > 0 && !this.stream.destroyed) this.unpark(true);
-    this.stream.end();
+    this.out.end();
   }
 
   /** Deliveries waiting in `writeAfter`. */
@@ -306,18 +290,6 @@ export class MqttConnection implements ClientLink {
     if (this.drainScheduled || this.state !== 'connected') return;
     this.drainScheduled = true;
     process.nextTick(this.drainNow);
-  }
-
-  /** The client read everything we wrote: no longer a slow consumer. */
-  private drained(): void {
-    if (this.parkedBytes > 0) {
-      this.stream.cork();
-      this.unpark(false);
-      this.stream.uncork();
-      if (this.parkedBytes > 0) return;
-    }
-    this.qos0DropReason = undefined;
-    this.wake();
   }
 
   /** Closes a client that stopped reading while its outbound buffer grew past the hard limit. */

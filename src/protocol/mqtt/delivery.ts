@@ -26,8 +26,8 @@ function templateFor(message: Message): PublishTemplate {
 /** Reused for every send: the template reads it synchronously. */
 const variant: PublishVariant = { qos: 0 };
 
-/**
- * Slow consumers: each connection's unsent bytes (`conn.unsentBytes`) are bounded.
+/*
+ * Slow consumers: each connection's unsent bytes (`conn.unsentBytes`, see OutboundWriter) are bounded.
  *
  * - Below `outboundSoftLimit` (never less than the stream's own high-water mark) deliveries
  *   move from the session queue to the socket as flow control allows.
@@ -42,21 +42,13 @@ const variant: PublishVariant = { qos: 0 };
  *   client's own packets (acknowledgements, PINGRESP), so the buffer is the soft limit plus
  *   one delivery plus what the client itself provoked. No client can hold the broker's memory.
  *
- * Called by the connection when a write took the buffer over the soft limit; returns false.
+ * The connection's OutboundWriter reports crossing either limit (MqttConnection's constructor).
  */
-export function overSoftLimit(conn: MqttConnection): false {
-  conn.qos0DropReason = 'slow-consumer';
-  if (conn.unsentBytes > conn.outboundHardLimit && !conn.closed) {
-    // Not from inside the write: the caller may be in the middle of a delivery loop.
-    process.nextTick(() => conn.closeOverloaded());
-  }
-  return false;
-}
 
 /**
  * Sends queued deliveries until the queue is empty, the in-flight window is full
  * (the client's Receive Maximum, MQTT-4.9.0-2, and our own cap) or the client is a slow
- * consumer (see `overSoftLimit`).
+ * consumer (see "Slow consumers" above).
  */
 export function drainDeliveries(conn: MqttConnection): void {
   const session = conn.session!;

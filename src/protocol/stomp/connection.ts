@@ -15,6 +15,7 @@ import type { MemoryWatch } from '../../limits/memory-watch.js';
 import { PublishThrottle } from '../../limits/publish-throttle.js';
 import { type Traffic, trafficOf } from '../../observe/traffic.js';
 import type { ConnectionInfo } from '../../transport/transport.js';
+import { OutboundWriter } from '../outbound.js';
 import { drainDeliveries } from './delivery.js';
 import { dispatchFrame } from './dispatch.js';
 import { StompViolation } from './errors.js';
@@ -67,8 +68,6 @@ export class StompConnection implements ClientLink {
   readonly traffic: Traffic;
   /** Undefined when nothing limits sending: the read path then costs one check. */
   readonly throttle: PublishThrottle | undefined;
-  readonly outboundSoftLimit: number;
-  readonly outboundHardLimit: number;
   /** Times reads were paused to slow this client's sending down. */
   readPauses = 0;
   /** True while reads are paused by the throttle: silence is then ours, not the client's. */
@@ -89,13 +88,9 @@ export class StompConnection implements ClientLink {
   private pendingReceipts = 0;
   /** Failed, with the ERROR waiting for the receipts owed before it. */
   private failing = false;
+  /** Outbound bytes: batched per tick, parked past the stream's mark, bounded (see `write`). */
+  private readonly out: OutboundWriter;
   private drainScheduled = false;
-  private corked = false;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.lastSentAt = Date.now();
-    this.stream.uncork();
-  };
   private readonly drainNow = (): void => {
     this.drainScheduled = false;
     if (this.state === 'connected') drainDeliveries(this);
@@ -115,17 +110,34 @@ export class StompConnection implements ClientLink {
     });
     this.transactions = new Transactions(options.maxTransactionFrames);
     this.traffic = trafficOf(broker);
-    this.outboundSoftLimit = Math.max(options.outboundSoftLimit, stream.writableHighWaterMark);
-    this.outboundHardLimit = Math.max(
-      options.outboundHardLimit,
-      this.outboundSoftLimit + options.maxFrameSize,
+    this.out = new OutboundWriter(
+      stream,
+      {
+        softLimit: options.outboundSoftLimit,
+        hardLimit: options.outboundHardLimit,
+        largestFrame: options.maxFrameSize,
+      },
+      this.traffic,
+      {
+        overSoftLimit: () => {
+          this.qos0DropReason = 'slow-consumer';
+        },
+        overHardLimit: () => this.fail(new StompViolation('slow consumer: outbound buffer over its limit')),
+        drained: () => {
+          // The client read everything we wrote: no longer a slow consumer.
+          this.qos0DropReason = undefined;
+          this.wake();
+        },
+        flushed: () => {
+          this.lastSentAt = Date.now();
+        },
+      },
     );
     this.throttle = PublishThrottle.create(
       { messagesPerSecond: options.maxSendRate, bytesPerSecond: options.maxSendBytesRate },
       memory,
     );
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('drain', () => this.drained());
     // Before the socket ends its own side (allowHalfOpen false): a truncated frame still gets its ERROR.
     stream.prependListener('end', () => this.ended());
     stream.on('close', () => this.teardown('socket-closed'));
@@ -139,6 +151,19 @@ export class StompConnection implements ClientLink {
 
   get closed(): boolean {
     return this.state === 'closed';
+  }
+
+  get outboundSoftLimit(): number {
+    return this.out.softLimit;
+  }
+
+  get outboundHardLimit(): number {
+    return this.out.hardLimit;
+  }
+
+  /** Unsent bytes: in the stream's buffer and parked behind it. */
+  get unsentBytes(): number {
+    return this.out.unsentBytes;
   }
 
   /**
@@ -267,20 +292,15 @@ export class StompConnection implements ClientLink {
   // ---- outbound ----------------------------------------------------------------------
 
   /**
-   * Writes bytes. Everything written in one tick is corked into one vectored write (one
-   * syscall, one WebSocket message). Returns false once the client is a slow consumer:
-   * deliveries then wait until 'drain'.
+   * Writes bytes after everything before (see OutboundWriter: batched per tick, parked past
+   * the stream's mark). Returns false once the client is a slow consumer: as for MQTT
+   * (src/protocol/mqtt/delivery.ts), its QoS 0 deliveries are then dropped and the rest wait in
+   * the session queue until 'drain'; past the hard limit (only a client that stopped reading
+   * gets there) it is closed.
    */
   write(bytes: Buffer): boolean {
     if (this.state === 'closed' || this.stream.destroyed) return false;
-    if (!this.corked) {
-      this.corked = true;
-      this.stream.cork();
-      process.nextTick(this.uncork);
-    }
-    this.stream.write(bytes);
-    this.traffic.bytesSent += bytes.length;
-    return this.stream.writableLength <= this.outboundSoftLimit || this.overSoftLimit();
+    return this.out.write(bytes);
   }
 
   /** Encodes and writes one frame, with `content-length` when it has a body. */
@@ -289,31 +309,11 @@ export class StompConnection implements ClientLink {
     return this.write(encodeFrame(command, headers, body, this.version));
   }
 
-  /**
-   * Slow consumers, as for MQTT (src/protocol/mqtt/delivery.ts): past the soft limit QoS 0
-   * deliveries to this client are dropped and the rest wait in the session queue until
-   * 'drain'; past the hard limit (only a client that stopped reading gets there) it is closed.
-   */
-  private overSoftLimit(): false {
-    this.qos0DropReason = 'slow-consumer';
-    if (this.stream.writableLength > this.outboundHardLimit && this.state !== 'closed') {
-      // Not from inside the write: the caller may be in the middle of a delivery loop.
-      process.nextTick(() => this.fail(new StompViolation('slow consumer: outbound buffer over its limit')));
-    }
-    return false;
-  }
-
   /** ClientLink: deliveries are waiting; sent on the next tick, batched. */
   wake(): void {
     if (this.drainScheduled || this.state !== 'connected') return;
     this.drainScheduled = true;
     process.nextTick(this.drainNow);
-  }
-
-  /** The client read everything we wrote: no longer a slow consumer. */
-  private drained(): void {
-    this.qos0DropReason = undefined;
-    this.wake();
   }
 
   /**
@@ -365,7 +365,7 @@ export class StompConnection implements ClientLink {
     return this.receiptsSent().then(() => {
       if (this.state === 'closed') return;
       this.teardown('client-disconnect');
-      this.stream.end();
+      this.out.end();
     });
   }
 
@@ -374,7 +374,7 @@ export class StompConnection implements ClientLink {
     if (this.state === 'closed') return;
     this.sendError(CLOSE_MESSAGES[reason], undefined, undefined, []);
     this.teardown(reason);
-    this.stream.end();
+    this.out.end();
   }
 
   /**
@@ -411,7 +411,7 @@ export class StompConnection implements ClientLink {
     const receiptId = frame === undefined ? undefined : getHeader(frame, 'receipt');
     this.sendError(message, detail, receiptId, headers);
     this.teardown(`protocol-error: ${message}`);
-    this.stream.end();
+    this.out.end();
   }
 
   private sendError(
