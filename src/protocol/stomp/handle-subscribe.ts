@@ -1,11 +1,12 @@
 import type { SubscribeResult } from '../../broker/broker.js';
 import type { QoS, SubscriptionOptions } from '../../broker/message.js';
-import { getHeader, type StompFrame } from '../../codec/stomp/index.js';
+import { getHeader, StompCodecError, type StompFrame, type StompVersion } from '../../codec/stomp/index.js';
 import { describeTopicFault, topicFault } from '../../limits/topic-limits.js';
 import type { StompConnection } from './connection.js';
 import { subscribeDestination } from './destinations.js';
 import { missingHeader, StompViolation } from './errors.js';
 import { releaseTopicMessages } from './handle-ack.js';
+import { messagePrefix } from './message-frame.js';
 import type {
   FilterEntry,
   QueueConsumerSubscription,
@@ -48,6 +49,7 @@ export function handleSubscribe(conn: StompConnection, frame: StompFrame): void 
     throw new StompViolation(`a connection may hold at most ${max} subscriptions`);
   const target = subscribeDestination(destination);
   if (typeof target === 'string') throw new StompViolation(`invalid destination ${destination}: ${target}`);
+  const messagePrefix = prefixFor(id, conn.version);
   if (target.kind === 'queue') {
     const prefetch = prefetchOf(frame);
     const subscription: QueueConsumerSubscription = {
@@ -55,6 +57,7 @@ export function handleSubscribe(conn: StompConnection, frame: StompFrame): void 
       id,
       destination,
       ackMode,
+      messagePrefix,
       name: target.name,
       unacked: new Set(),
       handle: undefined,
@@ -73,6 +76,7 @@ export function handleSubscribe(conn: StompConnection, frame: StompFrame): void 
     id,
     destination,
     ackMode,
+    messagePrefix,
     filter: target.filter,
     ownId: conn.subscriptions.allocateId(),
     unacked: new Set(),
@@ -84,6 +88,17 @@ export function handleSubscribe(conn: StompConnection, frame: StompFrame): void 
     return;
   }
   return subscribeFilter(conn, frame, subscription, retained);
+}
+
+/** The subscription's MESSAGE prefix; an id its MESSAGE frames could not carry is refused here. */
+function prefixFor(id: string, version: StompVersion): Buffer {
+  try {
+    return messagePrefix(id, version);
+  } catch (error) {
+    if (error instanceof StompCodecError)
+      throw new StompViolation(`subscription id cannot be sent back in MESSAGE frames: ${error.message}`);
+    throw error;
+  }
 }
 
 /** A topic subscription's broker options: QoS 1, no retained messages on subscribe (asked for apart). */

@@ -1,10 +1,5 @@
 import type { Message, MessageProperties } from '../../broker/message.js';
-import {
-  encodeFrame,
-  headerEncodingFault,
-  type StompFrame,
-  type StompVersion,
-} from '../../codec/stomp/index.js';
+import { headerEncodingFault, type StompFrame, type StompVersion } from '../../codec/stomp/index.js';
 import { QUEUE_PREFIX, QUEUE_TOPIC_PREFIX, swapSeparators, TOPIC_PREFIX } from './destinations.js';
 
 /**
@@ -97,7 +92,7 @@ export function sendProperties(frame: StompFrame): MessageProperties | undefined
 }
 
 /** The headers a message carries to every subscriber, in `version`. */
-function messageHeaders(message: Message, version: StompVersion): [string, string][] {
+export function messageHeaders(message: Message, version: StompVersion): [string, string][] {
   const headers: [string, string][] = [['destination', destinationOf(message.topic)]];
   const properties = message.properties;
   const add = (name: string, value: string): void => {
@@ -119,39 +114,4 @@ function messageHeaders(message: Message, version: StompVersion): [string, strin
     if (!MESSAGE_OWN.has(name)) add(name, value);
   }
   return headers;
-}
-
-/** `MESSAGE\n`, which the cached part of a MESSAGE frame leaves out. */
-const COMMAND_LINE_LENGTH = 'MESSAGE\n'.length;
-
-/** A message's shared MESSAGE bytes for one version, kept while the message lives. */
-interface EncodedTail {
-  readonly version: StompVersion;
-  readonly bytes: Buffer;
-}
-
-const tails = new WeakMap<Message, EncodedTail>();
-
-/**
- * The part of a MESSAGE frame every subscriber gets alike (the message's headers, the blank
- * line, the body and the NUL), encoded once per message and version: a message routed to many
- * subscribers is copied once, and each MESSAGE writes only its own few headers before it.
- */
-export function messageTail(message: Message, version: StompVersion): Buffer {
-  const cached = tails.get(message);
-  if (cached !== undefined && cached.version === version) return cached.bytes;
-  const frame = encodeFrame('MESSAGE', messageHeaders(message, version), message.payload, version);
-  const bytes = frame.subarray(COMMAND_LINE_LENGTH);
-  tails.set(message, { version, bytes });
-  return bytes;
-}
-
-/**
- * The start of one MESSAGE frame, its command and the headers of this delivery (subscription,
- * message-id, ack...), to be written just before `messageTail`.
- */
-export function messageHead(headers: readonly (readonly [string, string])[], version: StompVersion): Buffer {
-  const frame = encodeFrame('MESSAGE', headers, undefined, version);
-  // Without the blank line and NUL that end a frame: the tail brings them.
-  return frame.subarray(0, frame.length - 2);
 }

@@ -16,6 +16,8 @@ interface SubscriptionBase {
   readonly id: string;
   readonly destination: string;
   readonly ackMode: StompAckMode;
+  /** `MESSAGE\nsubscription:<id>\nmessage-id:`, encoded once for the connection's version (message-frame.ts). */
+  readonly messagePrefix: Buffer;
   /** Message ids of its MESSAGE frames awaiting ACK/NACK, oldest first (`client` acks cumulatively). */
   readonly unacked: Set<string>;
 }
