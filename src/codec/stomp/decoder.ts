@@ -46,6 +46,99 @@ function isKnownCommand(command: string): boolean {
   return STOMP_CLIENT_COMMANDS.has(command) || STOMP_SERVER_COMMANDS.has(command);
 }
 
+/** Groups `names` by length: index n lists the names n characters long. */
+function byLength(names: Iterable<string>): (readonly string[] | undefined)[] {
+  const table: string[][] = [];
+  for (const name of names) {
+    const same = table[name.length];
+    if (same === undefined) table[name.length] = [name];
+    else same.push(name);
+  }
+  return table;
+}
+
+/** Known commands by length, for the fast path of `readCommand`. */
+const COMMANDS_BY_LENGTH = byLength([...STOMP_CLIENT_COMMANDS, ...STOMP_SERVER_COMMANDS]);
+/** The longest command line: UNSUBSCRIBE, a CR and the LF. */
+const LONGEST_COMMAND_LINE =
+  Math.max(...[...STOMP_CLIENT_COMMANDS, ...STOMP_SERVER_COMMANDS].map((c) => c.length)) + 2;
+
+/**
+ * Header names that come up all the time: matched on the bytes they are read from and handed
+ * out as these very strings, so a frame costs fewer string allocations and the handlers'
+ * comparisons with them are quick.
+ */
+const KNOWN_HEADER_NAMES = byLength([
+  'accept-version',
+  'ack',
+  'content-length',
+  'content-type',
+  'correlation-id',
+  'delivery-count',
+  'destination',
+  'expires',
+  'heart-beat',
+  'host',
+  'id',
+  'login',
+  'message',
+  'message-id',
+  'passcode',
+  'persistent',
+  'prefetch-count',
+  'receipt',
+  'receipt-id',
+  'redelivered',
+  'reply-to',
+  'retain',
+  'retained',
+  'server',
+  'session',
+  'subscription',
+  'transaction',
+  'version',
+]);
+
+/** Whether `bytes[start, start + text.length)` spell `text` (ASCII). */
+function spells(bytes: Buffer, start: number, text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (bytes[start + i] !== text.charCodeAt(i)) return false;
+  return true;
+}
+
+/** The string among `table` (by length) that bytes[start, end) spell, or undefined. */
+function lookUp(
+  table: (readonly string[] | undefined)[],
+  bytes: Buffer,
+  start: number,
+  end: number,
+): string | undefined {
+  const candidates = table[end - start];
+  if (candidates === undefined) return undefined;
+  for (let i = 0; i < candidates.length; i++) if (spells(bytes, start, candidates[i]!)) return candidates[i];
+  return undefined;
+}
+
+const ORDINARY = 0;
+/** Per byte of a header line: ORDINARY, or 1 for what `acceptHeader` looks at (`:`, `\\`, NUL, non-ASCII). */
+const HEADER_BYTE_KIND = new Uint8Array(256);
+for (const byte of [COLON, BACKSLASH, 0]) HEADER_BYTE_KIND[byte] = 1;
+HEADER_BYTE_KIND.fill(1, 0x80);
+
+/** Decimal strings of small numbers, shared: most content-length values are among them. */
+const SMALL_DECIMALS = Array.from({ length: 4096 }, (_, n) => String(n));
+
+/** The value of 1 to 16 decimal digits at bytes[start, end), or -1 when that is not what they are. */
+function decimalAt(bytes: Buffer, start: number, end: number): number {
+  if (end <= start || end - start > 16) return -1;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const digit = bytes[i]! - 0x30;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
 /**
  * A streaming STOMP decoder for frames of STOMP 1.0, 1.1 and 1.2. Feed it chunks of any size;
  * it calls `onFrame` per complete frame and `onHeartbeat` per EOL between frames (STOMP 1.2
@@ -157,7 +250,19 @@ export class StompDecoder {
           break;
         case Phase.CountedBody: {
           const need = this.contentLength - this.bodyLength;
-          if (end - pos < need) {
+          if (this.bodyLength === 0 && end - pos > need && chunk[pos + need] === 0) {
+            // The whole body and its NUL in this chunk: one buffer, no parts.
+            let body: Buffer;
+            if (need * 2 >= chunk.buffer.byteLength) {
+              body = chunk.subarray(pos, pos + need);
+            } else {
+              // A copy, not a view pinning the whole chunk (see `emit`).
+              body = Buffer.allocUnsafe(need);
+              chunk.copy(body, 0, pos, pos + need);
+            }
+            pos += need + 1;
+            this.emitFrame(body, onFrame);
+          } else if (end - pos < need) {
             this.holdBody(chunk.subarray(pos));
             pos = end;
           } else {
@@ -200,6 +305,10 @@ export class StompDecoder {
    * we wait for an EOL that may never come. Returns where the rest of the chunk starts.
    */
   private readCommand(chunk: Buffer, pos: number): number {
+    if (this.commandLine === '') {
+      const after = this.wholeCommandLine(chunk, pos);
+      if (after >= 0) return after;
+    }
     let text = this.commandLine;
     while (pos < chunk.length) {
       const byte = chunk[pos++]!;
@@ -215,6 +324,25 @@ export class StompDecoder {
     }
     this.commandLine = text;
     return pos;
+  }
+
+  /**
+   * The fast path of `readCommand`: a whole known command line in the chunk is taken at once.
+   * Returns where the rest of the chunk starts, or -1 for the byte-by-byte path (a partial or
+   * unknown line, or one over the frame size: that path throws the error a byte-by-byte feed would).
+   */
+  private wholeCommandLine(chunk: Buffer, pos: number): number {
+    const limit = Math.min(chunk.length, pos + LONGEST_COMMAND_LINE);
+    let lf = pos;
+    while (lf < limit && chunk[lf] !== LF) lf++;
+    if (lf === limit) return -1;
+    const end = lf > pos && chunk[lf - 1] === CR ? lf - 1 : lf;
+    const command = lookUp(COMMANDS_BY_LENGTH, chunk, pos, end);
+    const taken = lf + 1 - pos;
+    if (command === undefined || this.headerBytes + taken > this.limits.maxFrameSize) return -1;
+    this.headerBytes += taken;
+    this.startHeaders(command);
+    return lf + 1;
   }
 
   /**
@@ -261,6 +389,10 @@ export class StompDecoder {
   private acceptCommand(command: string): void {
     if (!isKnownCommand(command))
       throw new StompCodecError('unknown-command', `unknown command ${quote(command)}`);
+    this.startHeaders(command);
+  }
+
+  private startHeaders(command: string): void {
     this.command = command;
     this.escape = escapesHeaders(command, this.version);
     this.headers = [];
@@ -281,13 +413,15 @@ export class StompDecoder {
     let ascii = true;
     for (let i = start; i < end; i++) {
       const byte = line[i]!;
+      // One table load tells the ordinary bytes, nearly all of them, from the rest.
+      if (HEADER_BYTE_KIND[byte] === ORDINARY) continue;
       if (byte === COLON) {
         if (colon < 0) colon = i;
       } else if (byte === BACKSLASH) {
         escaped = true;
       } else if (byte >= 0x80) {
         ascii = false;
-      } else if (byte === 0) {
+      } else {
         throw new StompCodecError('malformed-header', `NUL in a header line of a ${this.command} frame`);
       }
     }
@@ -301,14 +435,26 @@ export class StompDecoder {
     if (!ascii && !isUtf8(line.subarray(start, end)))
       throw new StompCodecError('bad-encoding', `header line of a ${this.command} frame is not UTF-8`);
     const encoding = ascii ? 'latin1' : 'utf8';
-    let name = line.toString(encoding, start, colon);
-    let value = line.toString(encoding, colon + 1, end);
-    if (escaped && this.escape) {
-      name = unescapeHeaderText(name);
-      value = unescapeHeaderText(value);
+    let name = lookUp(KNOWN_HEADER_NAMES, line, start, colon);
+    if (name === undefined) {
+      name = line.toString(encoding, start, colon);
+      if (escaped && this.escape) name = unescapeHeaderText(name);
     }
+    // STOMP 1.2 "Repeated Header Entries": only the first content-length counts.
+    if (name === 'content-length' && this.contentLength < 0) {
+      const length = decimalAt(line, colon + 1, end);
+      if (length >= 0) {
+        // Plain digits: no escapes, no text to check; the shared string when it is the usual one.
+        const text = length < SMALL_DECIMALS.length ? SMALL_DECIMALS[length]! : '';
+        const value = text.length === end - colon - 1 ? text : line.toString('latin1', colon + 1, end);
+        this.headers.push([name, value]);
+        this.acceptLength(length);
+        return;
+      }
+    }
+    let value = line.toString(encoding, colon + 1, end);
+    if (escaped && this.escape) value = unescapeHeaderText(value);
     this.headers.push([name, value]);
-    // STOMP 1.2 "Repeated Header Entries": only the first one counts.
     if (name === 'content-length' && this.contentLength < 0) this.acceptContentLength(value);
   }
 
@@ -318,7 +464,10 @@ export class StompDecoder {
         'bad-content-length',
         `content-length ${quote(value)} of a ${this.command} frame is not a decimal byte count`,
       );
-    const length = Number(value);
+    this.acceptLength(Number(value));
+  }
+
+  private acceptLength(length: number): void {
     // Refuse now: the body need not be waited for to know it will not fit.
     if (this.headerBytes + length > this.limits.maxFrameSize) throw this.tooLarge(`content-length ${length}`);
     this.contentLength = length;
@@ -355,9 +504,13 @@ export class StompDecoder {
     } else if (parts.length > 1) {
       body = Buffer.concat(parts, this.bodyLength);
     }
-    const frame: StompFrame = { command: this.command, headers: this.headers, body };
     this.bodyParts = [];
     this.bodyLength = 0;
+    this.emitFrame(body, onFrame);
+  }
+
+  private emitFrame(body: Buffer, onFrame: (frame: StompFrame) => void): void {
+    const frame: StompFrame = { command: this.command, headers: this.headers, body };
     this.headers = [];
     this.phase = Phase.Idle;
     onFrame(frame);
