@@ -32,6 +32,17 @@ export interface OutgoingQueueDelivery {
   readonly delivery: QueueDelivery;
 }
 
+/** A RECEIPT owed, waiting on the store (`durable`) or on the receipts owed before it. */
+interface OwedReceipt {
+  /** The frame's `receipt` header; undefined when it asked for none (a store failure still counts). */
+  readonly id: string | undefined;
+  settled: boolean;
+  /** Set when the store write failed: the connection fails instead of answering. */
+  failure: { error: unknown } | undefined;
+  /** Resolved once this receipt (and so every earlier one) is dealt with. */
+  waiters: (() => void)[] | undefined;
+}
+
 /** What the broker's ClientLink close reasons say in an ERROR frame. */
 const CLOSE_MESSAGES: Record<ServerDisconnectReason, string> = {
   'session-taken-over': 'session taken over by another connection',
@@ -83,9 +94,9 @@ export class StompConnection implements ClientLink {
   private connectTimer: NodeJS.Timeout | undefined;
   private sendBeatTimer: NodeJS.Timeout | undefined;
   private receiveBeatTimer: NodeJS.Timeout | undefined;
-  /** RECEIPTs waiting on earlier ones or on the store: receipts go out in frame order. */
-  private receiptChain: Promise<void> | undefined;
-  private pendingReceipts = 0;
+  /** RECEIPTs waiting on the store or on earlier ones, oldest first: receipts go out in frame order. */
+  private owedReceipts: OwedReceipt[] = [];
+  private owedHead = 0;
   /** Failed, with the ERROR waiting for the receipts owed before it. */
   private failing = false;
   /** Outbound bytes: batched per tick, parked past the stream's mark, bounded (see `write`). */
@@ -322,32 +333,64 @@ export class StompConnection implements ClientLink {
    * client must not take the frame for done.
    */
   receipt(frame: StompFrame, durable?: Promise<void>): void {
-    const id = getHeader(frame, 'receipt');
-    const send = (): void => {
-      if (id !== undefined && this.state !== 'closed') this.sendFrame('RECEIPT', [['receipt-id', id]]);
-    };
-    if (durable === undefined && this.pendingReceipts === 0) {
-      send();
-      return;
+    this.sendReceipt(getHeader(frame, 'receipt'), durable);
+  }
+
+  /** `receipt` with the frame's receipt id already read. */
+  sendReceipt(id: string | undefined, durable?: Promise<void>): void {
+    if (this.owedHead === this.owedReceipts.length) {
+      if (durable === undefined) {
+        if (id !== undefined && this.state !== 'closed') this.sendFrame('RECEIPT', [['receipt-id', id]]);
+        return;
+      }
     }
-    this.pendingReceipts++;
-    this.receiptChain = (this.receiptChain ?? Promise.resolve())
-      .then(() => durable)
-      .then(
-        () => {
-          if (--this.pendingReceipts === 0) this.receiptChain = undefined;
-          send();
-        },
-        (error: unknown) => {
-          if (--this.pendingReceipts === 0) this.receiptChain = undefined;
-          this.fail(error);
-        },
-      );
+    // One callback per store write; no promise chain per frame.
+    const owed: OwedReceipt = { id, settled: durable === undefined, failure: undefined, waiters: undefined };
+    this.owedReceipts.push(owed);
+    durable?.then(
+      () => {
+        owed.settled = true;
+        this.sendOwedReceipts();
+      },
+      (error: unknown) => {
+        owed.settled = true;
+        owed.failure = { error };
+        this.sendOwedReceipts();
+      },
+    );
+  }
+
+  /** Sends the owed receipts that are settled, in order, up to the first that is not. */
+  private sendOwedReceipts(): void {
+    for (;;) {
+      const owed = this.owedReceipts;
+      const next = owed[this.owedHead];
+      if (next === undefined || !next.settled) return;
+      this.owedHead++;
+      if (this.owedHead === owed.length) {
+        this.owedReceipts = [];
+        this.owedHead = 0;
+      } else if (this.owedHead > 1024 && this.owedHead * 2 > owed.length) {
+        // A client that always has receipts owed: drop the answered front now and then.
+        this.owedReceipts = owed.slice(this.owedHead);
+        this.owedHead = 0;
+      }
+      if (next.failure !== undefined) this.fail(next.failure.error);
+      else if (next.id !== undefined && this.state !== 'closed')
+        this.sendFrame('RECEIPT', [['receipt-id', next.id]]);
+      if (next.waiters !== undefined) for (const resolve of next.waiters) resolve();
+    }
   }
 
   /** Resolves once every receipt owed so far went out. */
   receiptsSent(): Promise<void> {
-    return this.receiptChain ?? Promise.resolve();
+    const owed = this.owedReceipts;
+    if (this.owedHead === owed.length) return Promise.resolve();
+    const last = owed[owed.length - 1]!;
+    return new Promise((resolve) => {
+      if (last.waiters === undefined) last.waiters = [resolve];
+      else last.waiters.push(resolve);
+    });
   }
 
   /** A queue consumer's delivery: written on the next tick with the rest. */
@@ -384,7 +427,7 @@ export class StompConnection implements ClientLink {
    */
   fail(error: unknown, frame?: StompFrame): void {
     if (this.state === 'closed' || this.failing) return;
-    if (this.pendingReceipts > 0) {
+    if (this.owedHead < this.owedReceipts.length) {
       // Receipts owed for earlier frames go first: the client learns what did succeed.
       this.failing = true;
       this.inbox.length = 0;
@@ -393,7 +436,7 @@ export class StompConnection implements ClientLink {
         this.failing = false;
         this.fail(error, frame);
       };
-      this.receiptChain!.then(after, after);
+      void this.receiptsSent().then(after);
       return;
     }
     let message = 'internal error';

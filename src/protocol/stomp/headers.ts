@@ -61,7 +61,7 @@ export function destinationOf(topic: string): string {
 export function sendProperties(frame: StompFrame): MessageProperties | undefined {
   const properties: MessageProperties = {};
   const userProperties: [string, string][] = [];
-  const seen = new Set<string>();
+  let replyToSeen = false;
   let any = false;
   for (const [name, value] of frame.headers) {
     if (!SEND_CONTROL.has(name)) {
@@ -69,15 +69,17 @@ export function sendProperties(frame: StompFrame): MessageProperties | undefined
       continue;
     }
     // STOMP 1.2 "Repeated Header Entries": the first occurrence counts.
-    if (seen.has(name)) continue;
-    seen.add(name);
     if (name === 'content-type') {
+      if (properties.contentType !== undefined) continue;
       properties.contentType = value;
       any = true;
     } else if (name === 'correlation-id') {
+      if (properties.correlationData !== undefined) continue;
       properties.correlationData = Buffer.from(value);
       any = true;
     } else if (name === 'reply-to') {
+      if (replyToSeen) continue;
+      replyToSeen = true;
       const topic = replyTopic(value);
       if (topic === undefined) userProperties.push([name, value]);
       else {
