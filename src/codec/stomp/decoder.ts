@@ -175,6 +175,8 @@ export class StompDecoder {
   private command = '';
   private escape = false;
   private headers: [string, string][] = [];
+  /** The last `destination` value read, handed out again while the bytes are the same. */
+  private lastDestination = '';
   /** The first content-length header's value, or -1 without one. */
   private contentLength = -1;
   /** Parts of the body held from earlier chunks, and their total length. */
@@ -452,8 +454,21 @@ export class StompDecoder {
         return;
       }
     }
-    let value = line.toString(encoding, colon + 1, end);
-    if (escaped && this.escape) value = unescapeHeaderText(value);
+    let value: string;
+    if (
+      name === 'destination' &&
+      ascii &&
+      !escaped &&
+      end - colon - 1 === this.lastDestination.length &&
+      spells(line, colon + 1, this.lastDestination)
+    ) {
+      // A client sends to a few destinations over and over: the same string again, no allocation.
+      value = this.lastDestination;
+    } else {
+      value = line.toString(encoding, colon + 1, end);
+      if (escaped && this.escape) value = unescapeHeaderText(value);
+      if (name === 'destination') this.lastDestination = value;
+    }
     this.headers.push([name, value]);
     if (name === 'content-length' && this.contentLength < 0) this.acceptContentLength(value);
   }

@@ -10,7 +10,11 @@ export interface StompFrame {
 
 /** First occurrence wins (STOMP 1.2 "Repeated Header Entries"). */
 export function getHeader(frame: StompFrame, name: string): string | undefined {
-  for (const [key, value] of frame.headers) if (key === name) return value;
+  const { headers } = frame;
+  for (let i = 0; i < headers.length; i++) {
+    const header = headers[i]!;
+    if (header[0] === name) return header[1];
+  }
   return undefined;
 }
 

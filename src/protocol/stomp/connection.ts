@@ -19,6 +19,7 @@ import { OutboundWriter } from '../outbound.js';
 import { drainDeliveries } from './delivery.js';
 import { dispatchFrame } from './dispatch.js';
 import { StompViolation } from './errors.js';
+import { receiptFrame } from './message-frame.js';
 import type { StompOptions } from './options.js';
 import { type QueueConsumerSubscription, SubscriptionTable } from './subscriptions.js';
 import { Transactions } from './transactions.js';
@@ -340,7 +341,7 @@ export class StompConnection implements ClientLink {
   sendReceipt(id: string | undefined, durable?: Promise<void>): void {
     if (this.owedHead === this.owedReceipts.length) {
       if (durable === undefined) {
-        if (id !== undefined && this.state !== 'closed') this.sendFrame('RECEIPT', [['receipt-id', id]]);
+        if (id !== undefined && this.state !== 'closed') this.write(receiptFrame(id, this.version));
         return;
       }
     }
@@ -377,7 +378,7 @@ export class StompConnection implements ClientLink {
       }
       if (next.failure !== undefined) this.fail(next.failure.error);
       else if (next.id !== undefined && this.state !== 'closed')
-        this.sendFrame('RECEIPT', [['receipt-id', next.id]]);
+        this.write(receiptFrame(next.id, this.version));
       if (next.waiters !== undefined) for (const resolve of next.waiters) resolve();
     }
   }

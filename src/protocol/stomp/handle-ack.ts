@@ -1,4 +1,4 @@
-import { getHeader, type StompFrame } from '../../codec/stomp/index.js';
+import type { StompFrame } from '../../codec/stomp/index.js';
 import type { StompConnection } from './connection.js';
 import { missingHeader, StompViolation } from './errors.js';
 import type { Unacked } from './subscriptions.js';
@@ -12,25 +12,35 @@ export function handleAck(conn: StompConnection, frame: StompFrame): void {
   const negative = frame.command === 'NACK';
   if (negative && conn.version === '1.0') throw new StompViolation('NACK is not part of STOMP 1.0');
   const name = conn.version === '1.2' ? 'id' : 'message-id';
-  const messageId = getHeader(frame, name);
+  // One pass; STOMP 1.2 "Repeated Header Entries": the first occurrence counts.
+  let messageId: string | undefined;
+  let subscription: string | undefined;
+  let transaction: string | undefined;
+  let receipt: string | undefined;
+  const { headers } = frame;
+  for (let i = 0; i < headers.length; i++) {
+    const [key, value] = headers[i]!;
+    if (key === name) messageId ??= value;
+    else if (key === 'subscription') subscription ??= value;
+    else if (key === 'transaction') transaction ??= value;
+    else if (key === 'receipt') receipt ??= value;
+  }
   if (messageId === undefined) throw missingHeader(frame.command, name);
   const entry = conn.subscriptions.unacked.get(messageId);
   if (entry === undefined)
     throw new StompViolation(
       `${frame.command} of '${messageId}': no message awaits acknowledgement under it`,
     );
-  const subscription = getHeader(frame, 'subscription');
   if (conn.version !== '1.2' && subscription !== undefined && subscription !== entry.subscription.id)
     throw new StompViolation(
       `${frame.command} of '${messageId}': it was not sent to subscription '${subscription}'`,
     );
-  const transaction = getHeader(frame, 'transaction');
   if (transaction !== undefined) {
     conn.transactions.add(transaction, { kind: negative ? 'nack' : 'ack', messageId });
   } else {
     applyAck(conn, messageId, negative);
   }
-  conn.receipt(frame);
+  conn.sendReceipt(receipt);
 }
 
 /**

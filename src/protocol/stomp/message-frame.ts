@@ -3,7 +3,8 @@ import { encodeFrame, StompCodecError, type StompVersion } from '../../codec/sto
 import { destinationOf, messageHeaders } from './headers.js';
 
 /**
- * MESSAGE frames, built for the delivery path (STOMP 1.2 "MESSAGE"). A frame is a head, its
+ * The frames the broker sends most, built for speed: RECEIPT (at the end) and MESSAGE
+ * (STOMP 1.2 "MESSAGE"). A MESSAGE frame is a head, its
  * own to each delivery, and a tail shared by every subscriber of that version:
  *
  *   head:  MESSAGE\nsubscription:<id>\nmessage-id:   (the subscription's prefix, made once)
@@ -137,4 +138,26 @@ export function messageTail(message: Message, version: StompVersion): Buffer | n
       if (tails.v10 === undefined) tails.v10 = encodeTail(message, version);
       return tails.v10;
   }
+}
+
+const RECEIPT_HEAD = Buffer.from('RECEIPT\nreceipt-id:');
+
+/**
+ * A RECEIPT frame (STOMP 1.2 "RECEIPT"). A receipt id of printable ASCII with nothing to
+ * escape, what clients send nearly always, is written in place; any other goes through the
+ * codec's encoder, which escapes it per version or refuses it.
+ */
+export function receiptFrame(receiptId: string, version: StompVersion): Buffer {
+  for (let i = 0; i < receiptId.length; i++) {
+    const c = receiptId.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x3a || c === 0x5c)
+      return encodeFrame('RECEIPT', [['receipt-id', receiptId]], undefined, version);
+  }
+  const out = Buffer.allocUnsafe(RECEIPT_HEAD.length + receiptId.length + 3);
+  out.set(RECEIPT_HEAD, 0);
+  const at = putAscii(out, RECEIPT_HEAD.length, receiptId);
+  out[at] = LF;
+  out[at + 1] = LF;
+  out[at + 2] = 0;
+  return out;
 }

@@ -103,14 +103,11 @@ export class SubscriptionTable {
     const entry = this.unacked.get(messageId);
     if (entry === undefined) return [];
     const { subscription } = entry;
+    if (subscription.ackMode !== 'client') return [this.forget(messageId)];
     const ids: string[] = [];
-    if (subscription.ackMode === 'client') {
-      for (const id of subscription.unacked) {
-        ids.push(id);
-        if (id === messageId) break;
-      }
-    } else {
-      ids.push(messageId);
+    for (const id of subscription.unacked) {
+      ids.push(id);
+      if (id === messageId) break;
     }
     return ids.map((id) => this.forget(id));
   }
