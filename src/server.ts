@@ -141,6 +141,7 @@ export class Cicada {
     this.mqtt = mqttHandler(this.broker, mqtt, this.limits);
     this.stompOptions = {
       ...stomp,
+      largestMessage: Math.max(maxPacketSize, maxFrameSize),
       maxTopicLength: mqtt?.maxTopicLength ?? DEFAULT_MQTT_OPTIONS.maxTopicLength,
       maxTopicLevels: mqtt?.maxTopicLevels ?? DEFAULT_MQTT_OPTIONS.maxTopicLevels,
     };

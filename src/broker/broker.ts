@@ -124,6 +124,8 @@ export type SubscribeRefusal =
   | 'not-authorized'
   | 'wildcards-not-supported'
   | 'shared-not-supported'
+  /** A `$queue/` subscription would make a queue past `queues.maxQueues`. */
+  | 'quota-exceeded'
   | 'unspecified';
 
 export type SubscribeResult =
@@ -906,7 +908,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const results: SubscribeResult[] = [];
     const client = session.client;
     for (const request of requests) {
-      const unsupported = this.unsupportedFeature(request.filter) ?? queueFilterRefusal(request.filter);
+      const unsupported =
+        this.unsupportedFeature(request.filter) ??
+        queueFilterRefusal(request.filter) ??
+        this.queueQuotaRefusal(request.filter);
       if (unsupported !== undefined) {
         results.push({ ok: false, refusal: unsupported, request });
         continue;
@@ -967,10 +972,17 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (session.client !== client) return 'unspecified';
     }
     if (this.state !== 'running') return 'unspecified';
+    if (!this.queues.accepts(name)) return 'quota-exceeded';
     return this.queues.consume(name, options, consumer, session);
   }
 
   /** A feature the filter needs that this broker was configured without (MQTT 3.2.2.3.11, .13). */
+  /** 'quota-exceeded' when subscribing to `filter` would make a queue past `queues.maxQueues`. */
+  private queueQuotaRefusal(filter: string): SubscribeRefusal | undefined {
+    const name = queueNameOf(filter);
+    return name === undefined || this.queues.accepts(name) ? undefined : 'quota-exceeded';
+  }
+
   private unsupportedFeature(filter: string): SubscribeRefusal | undefined {
     const shared = parseSharedFilter(filter);
     if (shared !== undefined && !this.options.sharedSubscriptionsAvailable) return 'shared-not-supported';

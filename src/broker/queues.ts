@@ -42,6 +42,12 @@ export interface QueueOptions {
   deadLetterPrefix: string;
   /** Unacknowledged deliveries per consumer when it asks for no particular number. */
   defaultPrefetch: number;
+  /**
+   * Most queues: a publish or consumer that would make another is refused, so that clients
+   * allowed to name queues cannot make the broker keep records without end. Dead-letter
+   * queues are made regardless (they keep what would otherwise be lost).
+   */
+  maxQueues: number;
 }
 
 export const DEFAULT_QUEUE_OPTIONS: Readonly<QueueOptions> = Object.freeze({
@@ -49,6 +55,7 @@ export const DEFAULT_QUEUE_OPTIONS: Readonly<QueueOptions> = Object.freeze({
   maxRedeliveries: 5,
   deadLetterPrefix: 'DLQ.',
   defaultPrefetch: 100,
+  maxQueues: 10_000,
 });
 
 export type AckMode = 'auto' | 'client' | 'client-individual';
@@ -87,7 +94,7 @@ export interface QueueSubscription {
 }
 
 /** Why a publish to a queue was not accepted. */
-export type QueueRefusal = 'queue-full' | 'queue-name-invalid';
+export type QueueRefusal = 'queue-full' | 'queue-name-invalid' | 'too-many-queues';
 
 /** What a publish to a queue did (the shape of `PublishResult`). */
 export interface QueuePublishResult {
@@ -275,6 +282,10 @@ export class QueueManager {
   publish(name: string, message: Message): QueuePublishResult {
     if (queueNameFault(name) !== undefined)
       return { matched: 0, persisted: undefined, refusal: 'queue-name-invalid' };
+    if (!this.accepts(name)) {
+      this.host.dropped(message, 'queue-full');
+      return { matched: 0, persisted: undefined, refusal: 'too-many-queues' };
+    }
     const queue = this.queue(name, true);
     if (queue.size >= this.options.maxMessages) {
       this.host.dropped(message, 'queue-full');
@@ -335,6 +346,17 @@ export class QueueManager {
 
   list(): QueueSummary[] {
     return [...this.queues.values()].map(summary);
+  }
+
+  /** Whether the queue `name` exists, or may be made without going past `maxQueues`. */
+  accepts(name: string): boolean {
+    return this.queues.has(name) || this.queues.size < this.options.maxQueues;
+  }
+
+  /** How many more messages the queue `name` takes now before it is full. */
+  room(name: string): number {
+    const queue = this.queues.get(name);
+    return Math.max(0, this.options.maxMessages - (queue?.size ?? 0));
   }
 
   get(name: string): QueueSummary | undefined {

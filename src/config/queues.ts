@@ -31,4 +31,10 @@ export const QUEUES = section<QueueOptions>('Point-to-point queues ($queue/<name
     DEFAULTS.defaultPrefetch,
     'Unacknowledged messages per consumer unless it asks for another number',
   ),
+  maxQueues: integer(
+    1,
+    Number.MAX_SAFE_INTEGER,
+    DEFAULTS.maxQueues,
+    'Most queues; a publish or subscription that would make another is refused (dead-letter queues aside)',
+  ),
 });

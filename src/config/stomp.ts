@@ -2,7 +2,7 @@ import { DEFAULT_STOMP_OPTIONS, type StompOptions } from '../protocol/stomp/opti
 import { integer, section } from './fields.js';
 
 /** The `stomp` section: STOMP settings (topic length and depth limits are `mqtt`'s: one topic space). */
-export type StompConfig = Omit<StompOptions, 'maxTopicLength' | 'maxTopicLevels'>;
+export type StompConfig = Omit<StompOptions, 'maxTopicLength' | 'maxTopicLevels' | 'largestMessage'>;
 
 /** setTimeout's ceiling, in milliseconds. */
 const MAX_TIMER_MS = 2_147_483_647;

@@ -264,6 +264,29 @@ describe('queues: dead letters, expiry, bounds', () => {
     assert.equal(publish(broker, 'jobs', 'm3').refusal, undefined);
   });
 
+  test('queues.maxQueues: a publish, consumer or subscription that would make one more queue is refused', async () => {
+    const { broker, drops } = await start({ queues: { maxQueues: 2 } });
+    assert.equal(publish(broker, 'a', 'm0').refusal, undefined);
+    await consume(broker, 'b', 'client-individual');
+    const refused = publish(broker, 'c', 'm1');
+    assert.deepEqual(refused, { matched: 0, persisted: undefined, refusal: 'too-many-queues' });
+    assert.deepEqual(drops, [['m1', 'queue-full']]);
+    const options = { ackMode: 'auto', prefetch: 0 } as const;
+    const session = new Session('capped', 0);
+    assert.equal(await broker.consumeQueue(session, 'c', options, new Recorder()), 'quota-exceeded');
+    const [result] = await broker.subscribe(session, [
+      {
+        filter: '$queue/c',
+        options: { qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 },
+      },
+    ]);
+    assert.deepEqual(result && !result.ok ? result.refusal : result, 'quota-exceeded');
+    // The queues there still take messages and consumers.
+    assert.equal(publish(broker, 'b', 'm2').refusal, undefined);
+    assert.equal(typeof (await broker.consumeQueue(session, 'a', options, new Recorder())), 'object');
+    assert.equal(broker.queues.get('c'), undefined);
+  });
+
   test('a publish while the broker stops is not taken: its persisted promise rejects', async () => {
     const { broker } = await start();
     const closing = broker.close();

@@ -149,6 +149,7 @@ queues:
   maxRedeliveries: 2
   deadLetterPrefix: dead.
   defaultPrefetch: 10
+  maxQueues: 20
 stomp:
   maxFrameSize: 65536
   maxHeaders: 16
@@ -270,7 +271,13 @@ const FULL_CONFIG: CicadaConfig = {
     sseReplayWindow: 120,
   },
   sys: { interval: 30 },
-  queues: { maxMessages: 50, maxRedeliveries: 2, deadLetterPrefix: 'dead.', defaultPrefetch: 10 },
+  queues: {
+    maxMessages: 50,
+    maxRedeliveries: 2,
+    deadLetterPrefix: 'dead.',
+    defaultPrefetch: 10,
+    maxQueues: 20,
+  },
   stomp: {
     maxFrameSize: 65_536,
     maxHeaders: 16,

@@ -10,7 +10,7 @@ const LINE_BREAK_OR_NUL = /[\r\n\0]/;
  * Why a header cannot be written into a `command` frame of `version`, or undefined when it
  * can. Without escaping (1.0, CONNECT, CONNECTED, STOMP) a CR or LF would end the line early
  * and a `:` in the name would move the split: writing them would let header text inject
- * headers. A NUL is refused everywhere (the decoder refuses it in header lines), and so is an
+ * headers. STOMP 1.1 escapes LF but not CR. A NUL is refused everywhere (the decoder refuses it in header lines), and so is an
  * empty name (STOMP 1.2 "Augmented BNF": a name has at least one octet).
  */
 export function headerEncodingFault(
@@ -22,6 +22,9 @@ export function headerEncodingFault(
   if (name.length === 0) return 'empty header name';
   if (escapesHeaders(command, version)) {
     if (name.includes('\0') || value.includes('\0')) return `NUL in header ${quote(name)}`;
+    // STOMP 1.1 "Value Encoding" defines no `\r` escape; its receivers treat one as fatal.
+    if (version === '1.1' && (name.includes('\r') || value.includes('\r')))
+      return `CR in header ${quote(name)} (STOMP 1.1 has no escape for it)`;
     return undefined;
   }
   if (LINE_BREAK_OR_NUL.test(name) || LINE_BREAK_OR_NUL.test(value))

@@ -91,7 +91,14 @@ export class MqttConnection implements ClientLink {
   private drainScheduled = false;
   private readonly drainNow = (): void => {
     this.drainScheduled = false;
-    if (this.state === 'connected') drainDeliveries(this);
+    if (this.state !== 'connected') return;
+    // A fault while writing deliveries (a bug, or a message this client cannot be sent) costs
+    // this connection only: it runs on its own tick, where a throw would end the process.
+    try {
+      drainDeliveries(this);
+    } catch (error) {
+      this.fail(error);
+    }
   };
 
   constructor(

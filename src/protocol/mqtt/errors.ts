@@ -70,6 +70,7 @@ const SUBSCRIBE_REFUSALS: Record<SubscribeRefusal, number> = {
   'not-authorized': ReasonCode.NotAuthorized,
   'wildcards-not-supported': ReasonCode.WildcardSubscriptionsNotSupported,
   'shared-not-supported': ReasonCode.SharedSubscriptionsNotSupported,
+  'quota-exceeded': ReasonCode.QuotaExceeded,
   unspecified: ReasonCode.UnspecifiedError,
 };
 

@@ -114,12 +114,12 @@ function route(conn: MqttConnection, packet: PublishPacket, message: Message): v
   if (packet.qos === 0) return;
   const session = conn.session!;
   const packetId = packet.packetId!;
-  // MQTT 5: say so when nobody was subscribed (0x10), or a full queue refused it (0x97), as
+  // MQTT 5: say so when nobody was subscribed (0x10), or a full queue or the queue cap refused it (0x97), as
   // PUBACK/PUBREC allow; 3.x has no refusal codes (as for a full session queue, the message is dropped).
   const reasonCode =
     conn.version < 5
       ? 0
-      : result.refusal === 'queue-full'
+      : result.refusal === 'queue-full' || result.refusal === 'too-many-queues'
         ? ReasonCode.QuotaExceeded
         : result.matched === 0
           ? ReasonCode.NoMatchingSubscribers

@@ -105,7 +105,14 @@ export class StompConnection implements ClientLink {
   private drainScheduled = false;
   private readonly drainNow = (): void => {
     this.drainScheduled = false;
-    if (this.state === 'connected') drainDeliveries(this);
+    if (this.state !== 'connected') return;
+    // A fault while writing deliveries (a bug, or a message this client cannot be sent) costs
+    // this connection only: it runs on its own tick, where a throw would end the process.
+    try {
+      drainDeliveries(this);
+    } catch (error) {
+      this.fail(error);
+    }
   };
 
   constructor(
@@ -127,7 +134,10 @@ export class StompConnection implements ClientLink {
       {
         softLimit: options.outboundSoftLimit,
         hardLimit: options.outboundHardLimit,
-        largestFrame: options.maxFrameSize,
+        // A MESSAGE's headers come on top of its body: up to a header block's worth.
+        largestFrame:
+          Math.max(options.maxFrameSize, options.largestMessage) +
+          options.maxHeaders * options.maxHeaderLength,
       },
       this.traffic,
       {

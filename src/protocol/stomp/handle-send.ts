@@ -95,6 +95,8 @@ export function publish(
   const result = conn.broker.publish(message, conn.client);
   const refusal = result.refusal;
   if (refusal === 'queue-full') throw new StompViolation(`${destination} is full: message not accepted`);
+  if (refusal === 'too-many-queues')
+    throw new StompViolation(`too many queues already: cannot make ${destination}`);
   if (refusal !== undefined) throw new StompViolation(`${destination} does not accept messages (${refusal})`);
   return result.persisted;
 }

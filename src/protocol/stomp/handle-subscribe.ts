@@ -22,6 +22,7 @@ const REFUSALS: Record<string, string> = {
   'not-authorized': 'not authorized to subscribe to',
   'wildcards-not-supported': 'wildcard subscriptions are not supported:',
   'shared-not-supported': 'shared subscriptions are not supported:',
+  'quota-exceeded': 'too many queues already: cannot make',
 };
 
 /**
@@ -198,13 +199,25 @@ async function subscribeQueue(
   conn.wake();
 }
 
-/** UNSUBSCRIBE (STOMP 1.2 "UNSUBSCRIBE"): by `id` (1.0: or by destination). */
+/**
+ * UNSUBSCRIBE (STOMP 1.2 "UNSUBSCRIBE"): by `id`. STOMP 1.0 also allows naming the destination
+ * instead, which ends every subscription to it, whatever id its SUBSCRIBE gave.
+ */
 export function handleUnsubscribe(conn: StompConnection, frame: StompFrame): void {
-  const id = getHeader(frame, 'id') ?? (conn.version === '1.0' ? getHeader(frame, 'destination') : undefined);
-  if (id === undefined) throw missingHeader('UNSUBSCRIBE', 'id');
-  const subscription = conn.subscriptions.byId.get(id);
-  if (subscription === undefined) throw new StompViolation(`no subscription with id '${id}'`);
-  endSubscription(conn, subscription);
+  const id = getHeader(frame, 'id');
+  const ended: StompSubscription[] = [];
+  if (id !== undefined) {
+    const subscription = conn.subscriptions.byId.get(id);
+    if (subscription === undefined) throw new StompViolation(`no subscription with id '${id}'`);
+    ended.push(subscription);
+  } else {
+    const destination = conn.version === '1.0' ? getHeader(frame, 'destination') : undefined;
+    if (destination === undefined) throw missingHeader('UNSUBSCRIBE', 'id');
+    for (const subscription of conn.subscriptions.byId.values())
+      if (subscription.destination === destination) ended.push(subscription);
+    if (ended.length === 0) throw new StompViolation(`no subscription to '${destination}'`);
+  }
+  for (const subscription of ended) endSubscription(conn, subscription);
   conn.receipt(frame);
 }
 

@@ -37,6 +37,12 @@ export interface StompOptions {
   outboundSoftLimit: number;
   /** Unsent bytes at which a connection that does not read is closed. Default 2 MiB. */
   outboundHardLimit: number;
+  /**
+   * Largest message body the broker accepts from any protocol (MQTT's packet limit may exceed
+   * `maxFrameSize`): the outbound hard limit always leaves room for one such MESSAGE, so a
+   * subscriber that reads is never taken for a slow consumer. Set by the server.
+   */
+  largestMessage: number;
   /** Longest MQTT topic a destination may map to, in UTF-8 bytes: the MQTT limit (one topic space). */
   maxTopicLength: number;
   /** Most levels in that topic: the MQTT limit. */
@@ -58,6 +64,7 @@ export const DEFAULT_STOMP_OPTIONS: StompOptions = {
   maxSendBytesRate: 0,
   outboundSoftLimit: 64 * 1024,
   outboundHardLimit: 2 * 1024 * 1024,
+  largestMessage: 1024 * 1024,
   maxTopicLength: 4096,
   maxTopicLevels: 128,
 };

@@ -61,6 +61,13 @@ export type Unacked =
 /** The largest Subscription Identifier (MQTT 3.3.2.3.8). */
 const MAX_SUBSCRIPTION_ID = 268_435_455;
 
+/**
+ * Message ids are unique across connections and restarts (STOMP 1.2 "MESSAGE": "a unique
+ * identifier for that message"): the process's start time, the table's serial, a counter.
+ */
+const PROCESS_TAG = Date.now().toString(36);
+let tablesMade = 0;
+
 /** A connection's subscriptions and what they await acknowledgement for. */
 export class SubscriptionTable {
   /** By the client's subscription id. */
@@ -73,6 +80,7 @@ export class SubscriptionTable {
   topicUnacked = 0;
   private nextSubscriptionId = 1;
   private nextMessageId = 1;
+  private readonly messageIdPrefix = `${PROCESS_TAG}.${(tablesMade++).toString(36)}.`;
 
   /** A Subscription Identifier not in use. */
   allocateId(): number {
@@ -85,7 +93,7 @@ export class SubscriptionTable {
 
   /** The next MESSAGE's message id (it is also its ack id in 1.2). */
   messageId(): string {
-    return (this.nextMessageId++).toString(36);
+    return this.messageIdPrefix + (this.nextMessageId++).toString(36);
   }
 
   /** Records a MESSAGE that awaits ACK or NACK. */

@@ -1,4 +1,5 @@
 import type { Message } from '../../broker/message.js';
+import { queueNameOf } from '../../broker/queues.js';
 import { getHeader, type StompFrame } from '../../codec/stomp/index.js';
 import type { StompConnection } from './connection.js';
 import { missingHeader, StompViolation } from './errors.js';
@@ -73,10 +74,12 @@ export function handleBegin(conn: StompConnection, frame: StompFrame): void {
 
 /**
  * COMMIT: the held messages are published in order (authorized when they were sent) and the
- * acknowledgements applied; the receipt waits until every message is durable.
+ * acknowledgements applied; the receipt waits until every message is durable. Queues are
+ * checked for room first: a COMMIT a full queue would refuse in part is refused whole.
  */
 export function handleCommit(conn: StompConnection, frame: StompFrame): void {
   const actions = conn.transactions.end(transactionName(frame));
+  assertQueuesTake(conn, actions);
   const writes: Promise<void>[] = [];
   for (const action of actions) {
     if (action.kind === 'send') {
@@ -89,6 +92,26 @@ export function handleCommit(conn: StompConnection, frame: StompFrame): void {
   const durable =
     writes.length === 0 ? undefined : writes.length === 1 ? writes[0] : Promise.all(writes).then(() => {});
   conn.receipt(frame, durable);
+}
+
+/** Throws, before anything is published, unless every queue the actions send to has room for them. */
+function assertQueuesTake(conn: StompConnection, actions: readonly TransactionAction[]): void {
+  let wanted: Map<string, { count: number; destination: string }> | undefined;
+  for (const action of actions) {
+    if (action.kind !== 'send') continue;
+    const name = queueNameOf(action.message.topic);
+    if (name === undefined) continue;
+    wanted ??= new Map();
+    const entry = wanted.get(name);
+    if (entry === undefined) wanted.set(name, { count: 1, destination: action.destination });
+    else entry.count++;
+  }
+  if (wanted === undefined) return;
+  for (const [name, { count, destination }] of wanted)
+    if (!conn.broker.queues.accepts(name))
+      throw new StompViolation(`too many queues already: cannot make ${destination}`);
+    else if (conn.broker.queues.room(name) < count)
+      throw new StompViolation(`${destination} is full: the transaction was not committed`);
 }
 
 export function handleAbort(conn: StompConnection, frame: StompFrame): void {

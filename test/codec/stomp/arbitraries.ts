@@ -38,7 +38,11 @@ export const versionedFrameArb: fc.Arbitrary<VersionedFrame> = fc
   .map(({ version, command, headers, body, contentLength }) => {
     const escaped = escapesHeaders(command, version);
     const clean = (text: string, isName: boolean) =>
-      text.replace(escaped ? /\0/g : isName ? /[\r\n\0:]/g : /[\r\n\0]/g, '');
+      // STOMP 1.1 escapes LF but has no escape for CR (encodeFrame refuses one).
+      text.replace(
+        escaped ? (version === '1.1' ? /[\r\0]/g : /\0/g) : isName ? /[\r\n\0:]/g : /[\r\n\0]/g,
+        '',
+      );
     const pairs: [string, string][] = headers
       .map(([name, value]): [string, string] => [clean(name, true) || 'h', clean(value, false)])
       .filter(([name]) => name !== 'content-length');
