@@ -10,8 +10,8 @@ const LINE_BREAK_OR_NUL = /[\r\n\0]/;
  * Why a header cannot be written into a `command` frame of `version`, or undefined when it
  * can. Without escaping (1.0, CONNECT, CONNECTED, STOMP) a CR or LF would end the line early
  * and a `:` in the name would move the split: writing them would let header text inject
- * headers. STOMP 1.1 escapes LF but not CR. A NUL is refused everywhere (the decoder refuses it in header lines), and so is an
- * empty name (STOMP 1.2 "Augmented BNF": a name has at least one octet).
+ * headers. STOMP 1.1 escapes LF but not CR. A NUL is refused everywhere (the decoder refuses
+ * it in header lines), and so is an empty name (STOMP 1.2 "Augmented BNF": a name has at least one octet).
  */
 export function headerEncodingFault(
   command: string,

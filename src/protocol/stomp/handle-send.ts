@@ -1,5 +1,6 @@
 import type { MessageInit } from '../../broker/broker.js';
 import type { Message, QoS } from '../../broker/message.js';
+import type { QueueRefusal } from '../../broker/queues.js';
 import type { StompFrame } from '../../codec/stomp/index.js';
 import { describeTopicFault, topicFault } from '../../limits/topic-limits.js';
 import type { StompConnection } from './connection.js';
@@ -94,11 +95,15 @@ export function publish(
 ): Promise<void> | undefined {
   const result = conn.broker.publish(message, conn.client);
   const refusal = result.refusal;
-  if (refusal === 'queue-full') throw new StompViolation(`${destination} is full: message not accepted`);
-  if (refusal === 'too-many-queues')
-    throw new StompViolation(`too many queues already: cannot make ${destination}`);
-  if (refusal !== undefined) throw new StompViolation(`${destination} does not accept messages (${refusal})`);
+  if (refusal !== undefined) throw new StompViolation(queueRefusalMessage(refusal, destination));
   return result.persisted;
+}
+
+/** What a client is told when a queue does not take its message (a SEND, or a COMMIT's). */
+export function queueRefusalMessage(refusal: QueueRefusal, destination: string): string {
+  if (refusal === 'queue-full') return `${destination} is full: message not accepted`;
+  if (refusal === 'too-many-queues') return `too many queues already: cannot make ${destination}`;
+  return `${destination} does not accept messages (${refusal})`;
 }
 
 /** Where a SEND destination publishes: its MQTT topic, and whether that is a queue's. */

@@ -4,7 +4,7 @@ import { getHeader, type StompFrame } from '../../codec/stomp/index.js';
 import type { StompConnection } from './connection.js';
 import { missingHeader, StompViolation } from './errors.js';
 import { applyAck } from './handle-ack.js';
-import { publish } from './handle-send.js';
+import { publish, queueRefusalMessage } from './handle-send.js';
 
 /** What a transaction holds until COMMIT: authorized messages and acknowledgements, in order. */
 export type TransactionAction =
@@ -109,7 +109,7 @@ function assertQueuesTake(conn: StompConnection, actions: readonly TransactionAc
   if (wanted === undefined) return;
   for (const [name, { count, destination }] of wanted)
     if (!conn.broker.queues.accepts(name))
-      throw new StompViolation(`too many queues already: cannot make ${destination}`);
+      throw new StompViolation(queueRefusalMessage('too-many-queues', destination));
     else if (conn.broker.queues.room(name) < count)
       throw new StompViolation(`${destination} is full: the transaction was not committed`);
 }
